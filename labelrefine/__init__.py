@@ -1,3 +1,76 @@
-"""labelrefine: camera-aware pseudo-label refinement for unsupervised re-identification."""
+"""labelrefine: camera-aware pseudo-label refinement (CALR) for unsupervised re-identification.
+
+The core works on numpy arrays and imports only numpy, scipy and scikit-learn; names are
+loaded on first use so that ``import labelrefine`` stays fast. The torch adapter lives in
+:mod:`labelrefine.nn` and :mod:`labelrefine.data`, imported explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "refine": "refine",
+    "RefineResult": "refine",
+    "relabel": "refine",
+    "pivot_scores": "pivots",
+    "select_pivots": "pivots",
+    "knn": "neighbors",
+    "jaccard_distance": "neighbors",
+    "infomap_cluster": "cluster",
+    "dbscan_cluster": "cluster",
+    "cluster_per_camera": "cluster",
+    "camera_weights": "cluster",
+    "cluster_stats": "cluster",
+    "suggest_eps": "cluster",
+    "cluster_report": "metrics",
+    "evaluate_retrieval": "retrieval",
+    "get_schedule": "schedules",
+    "make_camera_biased": "synthetic",
+}
+
+__all__ = [
+    "RefineResult",
+    "__version__",
+    "camera_weights",
+    "cluster_per_camera",
+    "cluster_report",
+    "cluster_stats",
+    "dbscan_cluster",
+    "evaluate_retrieval",
+    "get_schedule",
+    "infomap_cluster",
+    "jaccard_distance",
+    "knn",
+    "make_camera_biased",
+    "pivot_scores",
+    "refine",
+    "relabel",
+    "select_pivots",
+    "suggest_eps",
+]
+
+if TYPE_CHECKING:
+    from .cluster import camera_weights, cluster_per_camera, cluster_stats, dbscan_cluster, infomap_cluster, suggest_eps
+    from .metrics import cluster_report
+    from .neighbors import jaccard_distance, knn
+    from .pivots import pivot_scores, select_pivots
+    from .refine import RefineResult, refine, relabel
+    from .retrieval import evaluate_retrieval
+    from .schedules import get_schedule
+    from .synthetic import make_camera_biased
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'labelrefine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

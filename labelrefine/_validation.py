@@ -13,16 +13,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "to_numpy",
-    "check_labels",
-    "check_cameras",
-    "check_features",
-    "check_knn_graph",
-    "check_probability",
-    "check_int",
-    "check_choice",
-    "check_same_length",
     "as_rng",
+    "check_cameras",
+    "check_choice",
+    "check_features",
+    "check_int",
+    "check_knn_graph",
+    "check_labels",
+    "check_probability",
+    "check_same_length",
+    "to_numpy",
 ]
 
 
@@ -144,7 +144,7 @@ def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = N
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {_describe(x)}")
     x = int(x)
-    if low is not None and x < low or high is not None and x > high:
+    if (low is not None and x < low) or (high is not None and x > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {x}")

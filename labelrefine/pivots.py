@@ -1,0 +1,185 @@
+"""Pivot scores (paper Eq. 4) and pivot selection on a kNN graph."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from ._validation import (
+    check_cameras,
+    check_choice,
+    check_features,
+    check_int,
+    check_knn_graph,
+    check_labels,
+    check_probability,
+    to_numpy,
+)
+
+__all__ = ["PIVOT_RULES", "pivot_scores", "select_pivots"]
+
+PivotRule = Literal["camera", "cluster", "reference"]
+PIVOT_RULES: tuple[str, ...] = ("camera", "cluster", "reference")
+
+# Distances slightly below 0 come from float rounding of 1 - cos; anything below this is a caller error.
+_NEGATIVE_TOLERANCE = 1e-3
+# Keeps Eq. 4 finite when every distance is 0 (all features identical).
+_EPS = 1e-12
+
+
+def _graph(feats: Any, knn: Any, k: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kNN graph from exactly one of ``feats`` / ``knn``, checked."""
+    if (feats is None) == (knn is None):
+        raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
+    if knn is None:
+        x = check_features(feats)
+        check_int(k, "k", low=2, high=x.shape[0] - 1)
+        from .neighbors import knn as compute_knn
+
+        return compute_knn(x, n_columns)
+    indices, distances = check_knn_graph(knn)
+    check_int(k, "k", low=2, high=indices.shape[0] - 1)
+    if distances.size and distances.min() < -_NEGATIVE_TOLERANCE:
+        raise ValueError(f"knn distances must be >= 0 (1 - cosine similarity), got minimum {distances.min():.4g}")
+    return indices, np.maximum(distances, 0.0, dtype=np.float64)
+
+
+def _without_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first k neighbours of each row other than the row's own sample."""
+    n = indices.shape[0]
+    not_self = indices != np.arange(n)[:, None]
+    available = not_self.sum(axis=1)
+    if available.min() < k:
+        raise ValueError(
+            f"knn has {indices.shape[1]} columns but some rows have only {available.min()} neighbours other than the "
+            f"sample itself; k={k} needs at least {k} (compute the graph with knn(feats, k + 1), self included)"
+        )
+    keep = not_self & (np.cumsum(not_self, axis=1) <= k)
+    return indices[keep].reshape(n, k), distances[keep].reshape(n, k)
+
+
+def pivot_scores(
+    feats: Any = None,
+    *,
+    knn: tuple[Any, Any] | None = None,
+    k: int = 15,
+    rule: Literal["paper", "reference"] = "paper",
+    min_sim: float = 0.5,
+) -> np.ndarray:
+    """Neighbourhood density scores of paper Eq. 4.
+
+    ``score(i) = sum_{j in top_k(i)} 1 / (dist(i, j) + mean(dist))`` with ``dist = 1 - cosine similarity``.
+
+    Parameters
+    ----------
+    feats : array-like of shape (N, D), optional
+        Features; L2-normalised internally (not in place) to build the kNN graph with
+        :func:`labelrefine.neighbors.knn`. Give either ``feats`` or ``knn``.
+    knn : tuple (indices, distances) of arrays of shape (N, m), optional
+        Precomputed kNN graph in cosine distance, rows sorted by distance, the sample itself
+        present or not (as returned by :func:`labelrefine.neighbors.knn`, which puts it first).
+    k : int, default 15
+        Number of neighbours, ``2 <= k < N``.
+    rule : {"paper", "reference"}, default "paper"
+        ``"paper"``: the k nearest neighbours other than ``i`` itself; ``mean(dist)`` is the
+        mean of those N x k distances. ``"reference"``: what the authors' released code does:
+        the first k columns of the graph *including* the sample itself, ``mean(dist)`` over
+        that whole (N, k) matrix, and each row's sum stops at the first neighbour whose
+        similarity ``1 - dist`` is below ``min_sim``.
+    min_sim : float, default 0.5
+        Similarity cut-off of the ``"reference"`` rule; ignored by ``"paper"``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (N,), float64
+        The scores. Pivots are samples whose score is above the mean score.
+
+    Raises
+    ------
+    ValueError
+        If both or neither of ``feats`` and ``knn`` are given, ``k`` is out of range, or the
+        graph has too few neighbours per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> indices = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]])
+    >>> distances = np.array([[0.0, 0.1, 0.3], [0.0, 0.1, 0.2], [0.0, 0.2, 0.3]])
+    >>> pivot_scores(knn=(indices, distances), k=2).round(3)
+    array([3.333, 4.167, 3.333])
+    """
+    rule = check_choice(rule, "rule", ("paper", "reference"))
+    if rule == "paper":
+        indices, distances = _graph(feats, knn, k, n_columns=k + 1)
+        _, distances = _without_self(indices, distances, k)
+        return (1.0 / (distances + max(distances.mean(), _EPS))).sum(axis=1)
+    min_sim = check_probability(min_sim, "min_sim")
+    indices, distances = _graph(feats, knn, k, n_columns=k)
+    if distances.shape[1] < k:
+        raise ValueError(f"knn has {distances.shape[1]} columns; the reference rule with k={k} needs at least {k}")
+    distances = distances[:, :k]
+    # leading run of neighbours with similarity >= min_sim: the authors' loop breaks at the first one below
+    counted = np.logical_and.accumulate(1.0 - distances >= min_sim, axis=1)
+    return np.where(counted, 1.0 / (distances + max(distances.mean(), _EPS)), 0.0).sum(axis=1)
+
+
+def select_pivots(
+    scores: Any,
+    global_labels: Any,
+    cams: Any,
+    *,
+    rule: PivotRule = "camera",
+) -> np.ndarray:
+    """Choose pivots among samples whose score is above the mean score.
+
+    Parameters
+    ----------
+    scores : array-like of shape (N,)
+        Scores from :func:`pivot_scores`.
+    global_labels : array-like of int, shape (N,)
+        Global cluster ids, -1 = outlier (outliers are never pivots).
+    cams : array-like of shape (N,)
+        Camera of each sample (any hashable ids).
+    rule : {"camera", "cluster", "reference"}, default "camera"
+        ``"camera"``: in each (global cluster, camera) group, the eligible member with the
+        highest score (ties: lowest index). ``"cluster"``: one pivot per global cluster, the
+        eligible member with the highest score. ``"reference"``: one pivot per global
+        cluster, the *last* eligible member in sample order (the authors' released code).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Sorted indices of the pivots; groups without an eligible member have none.
+
+    Examples
+    --------
+    >>> select_pivots([3.0, 1.0, 2.5, 0.1], [0, 0, 0, 0], ["a", "a", "b", "b"])
+    array([0, 2])
+    >>> select_pivots([3.0, 1.0, 2.5, 0.1], [0, 0, 0, 0], ["a", "a", "b", "b"], rule="reference")
+    array([2])
+    """
+    rule = check_choice(rule, "rule", PIVOT_RULES)
+    scores = to_numpy(scores, "scores")
+    if scores.ndim != 1 or scores.dtype.kind not in "iuf":
+        raise ValueError(f"scores must be a 1-D real array, got shape {scores.shape} and dtype {scores.dtype}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite, got NaN or infinity")
+    n = scores.shape[0]
+    labels = check_labels(global_labels, "global_labels", n=n)
+    cam_codes = check_cameras(cams, "cams", n=n)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    eligible = np.flatnonzero((scores > scores.mean()) & (labels >= 0))
+    group_of = labels[eligible] if rule != "camera" else None
+    if rule == "camera":
+        order = np.lexsort((eligible, -scores[eligible], cam_codes[eligible], labels[eligible]))
+        group_keys = np.stack([labels[eligible], cam_codes[eligible]])[:, order]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = (group_keys[:, 1:] != group_keys[:, :-1]).any(axis=0)
+    else:
+        secondary = -scores[eligible] if rule == "cluster" else -eligible.astype(np.float64)
+        order = np.lexsort((eligible, secondary, group_of))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = group_of[order][1:] != group_of[order][:-1]
+    return np.sort(eligible[order[first]])

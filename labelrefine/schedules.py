@@ -1,0 +1,134 @@
+"""Decay schedules for the discard probability p (paper Table IV).
+
+Each schedule is a pure function ``f(epoch, total_epochs, *, start=1.0, end=0.0, ...) -> p``
+with progress ``t = epoch / total_epochs`` (epochs counted from 0, so the first epoch gives
+``start``), clipped to [0, 1] and returning a float in [0, 1]. :func:`get_schedule` builds one
+from a name for configs and command lines.
+
+The cosine schedule in the authors' released code, ``0.5 * (1 + cos(pi * epoch / (3 * epochs)))``,
+is ``cosine(epoch, epochs, span=3.0)``: the cosine half-period spans three runs, so p only decays
+from 1 to 0.75 over training.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from ._validation import check_choice, check_int, check_probability
+
+__all__ = ["SCHEDULES", "constant", "cosine", "exponential", "get_schedule", "linear", "polynomial"]
+
+
+def _progress(epoch: int, total_epochs: int, span: float = 1.0) -> float:
+    epoch = check_int(epoch, "epoch", low=0)
+    total_epochs = check_int(total_epochs, "total_epochs", low=1)
+    if isinstance(span, bool) or not isinstance(span, numbers.Real) or not span > 0:
+        raise ValueError(f"span must be a positive number, got {span!r}")
+    return min(epoch / (span * total_epochs), 1.0)
+
+
+def _between(start: float, end: float, fraction_left: float) -> float:
+    """``end + (start - end) * fraction_left`` clipped to [0, 1] against rounding."""
+    start, end = check_probability(start, "start"), check_probability(end, "end")
+    return min(max(end + (start - end) * fraction_left, 0.0), 1.0)
+
+
+def constant(epoch: int, total_epochs: int, *, start: float = 1.0, end: float = 0.0) -> float:
+    """p = ``start`` at every epoch (``end`` is accepted for a uniform signature and ignored).
+
+    Examples
+    --------
+    >>> constant(7, 50, start=0.8)
+    0.8
+    """
+    _progress(epoch, total_epochs)
+    return _between(start, end, 1.0)
+
+
+def linear(epoch: int, total_epochs: int, *, start: float = 1.0, end: float = 0.0) -> float:
+    """Straight line from ``start`` (t = 0) to ``end`` (t = 1).
+
+    Examples
+    --------
+    >>> linear(25, 50)
+    0.5
+    """
+    return _between(start, end, 1.0 - _progress(epoch, total_epochs))
+
+
+def polynomial(epoch: int, total_epochs: int, *, start: float = 1.0, end: float = 0.0, power: float = 2.0) -> float:
+    """``end + (start - end) * (1 - t) ** power``.
+
+    Examples
+    --------
+    >>> polynomial(25, 50)
+    0.25
+    """
+    if isinstance(power, bool) or not isinstance(power, numbers.Real) or not power > 0:
+        raise ValueError(f"power must be a positive number, got {power!r}")
+    return _between(start, end, (1.0 - _progress(epoch, total_epochs)) ** power)
+
+
+def exponential(epoch: int, total_epochs: int, *, start: float = 1.0, end: float = 0.0, rate: float = 5.0) -> float:
+    """Exponential decay ``exp(-rate * t)`` rescaled to run exactly from ``start`` to ``end``.
+
+    Examples
+    --------
+    >>> round(exponential(10, 50), 4)
+    0.3636
+    """
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not rate > 0:
+        raise ValueError(f"rate must be a positive number, got {rate!r}")
+    t = _progress(epoch, total_epochs)
+    floor = math.exp(-rate)
+    return _between(start, end, (math.exp(-rate * t) - floor) / (1.0 - floor))
+
+
+def cosine(epoch: int, total_epochs: int, *, start: float = 1.0, end: float = 0.0, span: float = 1.0) -> float:
+    """Half cosine ``end + (start - end) * (1 + cos(pi * t)) / 2`` with ``t = epoch / (span * total_epochs)``.
+
+    ``span=3.0`` reproduces the authors' code, ``0.5 * (1 + cos(pi * epoch / (3 * epochs)))``.
+
+    Examples
+    --------
+    >>> cosine(25, 50)
+    0.5
+    >>> round(cosine(49, 50, span=3.0), 4)
+    0.759
+    """
+    return _between(start, end, 0.5 * (1.0 + math.cos(math.pi * _progress(epoch, total_epochs, span))))
+
+
+SCHEDULES: dict[str, Callable[..., float]] = {
+    "constant": constant,
+    "linear": linear,
+    "polynomial": polynomial,
+    "exponential": exponential,
+    "cosine": cosine,
+}
+
+
+def get_schedule(name: str, **options: Any) -> Callable[[int, int], float]:
+    """A schedule by name with its options bound, as ``f(epoch, total_epochs) -> p``.
+
+    Parameters
+    ----------
+    name : {"constant", "linear", "polynomial", "exponential", "cosine"}
+        Schedule (paper Table IV; ``"constant"`` with ``start=1`` is its "none" row).
+    **options
+        ``start``, ``end`` and the schedule's own option (``power``, ``rate``, ``span``).
+
+    Examples
+    --------
+    >>> authors = get_schedule("cosine", span=3.0)
+    >>> authors(0, 50)
+    1.0
+    """
+    schedule = SCHEDULES[check_choice(name, "name", tuple(SCHEDULES))]
+    bound = partial(schedule, **options)
+    bound(0, 1)  # reject bad options now rather than at the first epoch
+    return bound

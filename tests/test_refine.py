@@ -1,0 +1,347 @@
+"""refine(), pivot scores and pivot selection against loops written from DESIGN.md section 4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import brute_knn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labelrefine import refine, relabel
+from labelrefine.pivots import pivot_scores, select_pivots
+from labelrefine.synthetic import make_camera_biased
+
+# ---------------------------------------------------------------- slow references from the definition
+
+
+def loop_scores(indices, distances, k):
+    """Eq. 4: the k nearest neighbours other than i; mean(dist) over those N x k distances."""
+    rows = []
+    for i in range(len(indices)):
+        rows.append([d for j, d in zip(indices[i], distances[i], strict=True) if j != i][:k])
+    mean = sum(sum(r) for r in rows) / (len(rows) * k)
+    return np.array([sum(1.0 / (d + mean) for d in r) for r in rows])
+
+
+def loop_reference_scores(indices, distances, k, min_sim):
+    """The authors' loop: first k columns (self included), break at the first similarity below min_sim."""
+    d = np.asarray(distances)[:, :k]
+    mean = d.mean()
+    scores = []
+    for i in range(len(d)):
+        total = 0.0
+        for j in range(k):
+            if 1.0 - d[i, j] < min_sim:
+                break
+            total += 1.0 / (d[i, j] + mean)
+        scores.append(total)
+    return np.array(scores)
+
+
+def loop_refine(g, local, cams, scores, rule):
+    """Eq. 5 with p = 1, one group at a time."""
+    n = len(g)
+    mean = sum(scores) / n
+    groups: dict = {}
+    for i in range(n):
+        if g[i] != -1:
+            groups.setdefault((g[i], cams[i]) if rule == "camera" else g[i], []).append(i)
+    out = list(g)
+    for members in groups.values():
+        eligible = [i for i in members if scores[i] > mean]
+        if not eligible:
+            continue
+        if rule == "reference":
+            pivot = max(eligible)
+        else:
+            pivot = min(eligible, key=lambda i: (-scores[i], i))
+        if local[pivot] == -1:
+            continue
+        for j in range(n):
+            if g[j] == g[pivot] and cams[j] == cams[pivot] and local[j] != local[pivot]:
+                out[j] = -1
+    return np.array(out)
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@st.composite
+def problems(draw, min_n=6, max_n=40):
+    n = draw(st.integers(min_n, max_n))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    n_cams = draw(st.integers(1, 4))
+    g = rng.integers(-1, draw(st.integers(1, 6)), n)
+    local = rng.integers(-1, draw(st.integers(1, 6)), n)
+    cams = rng.integers(0, n_cams, n)
+    feats = rng.normal(size=(n, 4))
+    k = draw(st.integers(2, min(8, n - 1)))
+    return g, local, cams, feats, k
+
+
+# ---------------------------------------------------------------- equality with the loops
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.sampled_from(["camera", "cluster"]))
+def test_refine_equals_loop(problem, rule):
+    g, local, cams, feats, k = problem
+    graph = brute_knn(feats, k + 1)
+    result = refine(g, local, cams, knn=graph, k=k, pivots=rule)
+    expected_scores = loop_scores(*graph, k)
+    np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-12)
+    np.testing.assert_array_equal(result.labels, loop_refine(g, local, cams, expected_scores, rule))
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.floats(0.0, 1.0))
+def test_reference_rule_equals_authors_loop(problem, min_sim):
+    g, local, cams, feats, k = problem
+    graph = brute_knn(feats, k + 1)
+    result = refine(g, local, cams, knn=graph, k=k, pivots="reference", min_sim=min_sim)
+    expected_scores = loop_reference_scores(*graph, k, min_sim)
+    np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-12)
+    np.testing.assert_array_equal(result.labels, loop_refine(g, local, cams, expected_scores, "reference"))
+
+
+def test_refine_equals_loop_on_synthetic_set():
+    data = make_camera_biased(n_ids=60, n_cams=4, seed=3)
+    graph = brute_knn(data.feats.astype(np.float64), 16)
+    # global labels: truth with look-alike families merged, so there is something to refine
+    g = data.pids // 3
+    for rule in ("camera", "cluster"):
+        result = refine(g, data.local_labels, data.cams, knn=graph, pivots=rule)
+        expected = loop_refine(g, data.local_labels, data.cams, loop_scores(*graph, 15), rule)
+        np.testing.assert_array_equal(result.labels, expected)
+        assert result.n_discarded > 0
+
+
+def test_features_and_graph_give_the_same_result():
+    data = make_camera_biased(n_ids=30, n_cams=3, seed=1)
+    from labelrefine.neighbors import knn
+
+    from_feats = refine(data.pids // 2, data.local_labels, data.cams, data.feats, k=10)
+    from_graph = refine(data.pids // 2, data.local_labels, data.cams, knn=knn(data.feats, 11), k=10)
+    np.testing.assert_array_equal(from_feats.labels, from_graph.labels)
+
+
+def test_graph_without_self_column_is_accepted():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(30, 3))
+    indices, distances = brute_knn(feats, 6)
+    g, local, cams = rng.integers(0, 3, 30), rng.integers(0, 3, 30), rng.integers(0, 2, 30)
+    with_self = refine(g, local, cams, knn=(indices, distances), k=5)
+    without_self = refine(g, local, cams, knn=(indices[:, 1:], distances[:, 1:]), k=5)
+    np.testing.assert_array_equal(with_self.labels, without_self.labels)
+
+
+def test_hand_made_case():
+    # one global cluster seen by cameras a and b; camera a holds two local clusters
+    g = [0, 0, 0, 0, 0, -1]
+    local = [4, 4, 9, 7, -1, 4]
+    cams = ["a", "a", "a", "b", "a", "a"]
+    scores = np.array([5.0, 1.0, 1.0, 4.0, 1.0, 9.0])  # mean 3.5: eligible 0, 3 and the outlier 5
+    np.testing.assert_array_equal(select_pivots(scores, g, cams), [0, 3])
+    expected = [0, 0, -1, 0, -1, -1]  # 2 (other local) and 4 (local -1) discarded; camera b untouched
+    np.testing.assert_array_equal(loop_refine(np.array(g), local, cams, scores, "camera"), expected)
+
+
+def test_pivot_with_local_outlier_refines_nothing():
+    rng = np.random.default_rng(2)
+    feats = rng.normal(size=(12, 3))
+    graph = brute_knn(feats, 4)
+    g = np.zeros(12, dtype=int)
+    cams = np.zeros(12, dtype=int)
+    local = np.full(12, -1)
+    result = refine(g, local, cams, knn=graph, k=3)
+    assert result.n_pivots == 1
+    assert result.n_discarded == 0
+
+
+# ---------------------------------------------------------------- invariants
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems())
+def test_p_zero_is_identity_and_p_one_only_moves_to_minus_one(problem):
+    g, local, cams, feats, k = problem
+    graph = brute_knn(feats, k + 1)
+    np.testing.assert_array_equal(refine(g, local, cams, knn=graph, k=k, p=0.0).labels, g)
+    result = refine(g, local, cams, knn=graph, k=k, p=1.0)
+    changed = result.labels != g
+    assert (result.labels[changed] == -1).all()
+    np.testing.assert_array_equal(changed, result.discarded)
+    assert set(result.labels.tolist()) <= set(g.tolist()) | {-1}
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.sampled_from(["camera", "cluster", "reference"]), st.floats(0.05, 0.95))
+def test_discards_stay_in_the_pivot_camera(problem, rule, p):
+    g, local, cams, feats, k = problem
+    result = refine(g, local, cams, knn=brute_knn(feats, k + 1), k=k, pivots=rule, p=p, rng=0)
+    for j in np.flatnonzero(result.discarded):
+        same_group = [i for i in result.pivots if g[i] == g[j] and cams[i] == cams[j] and local[i] != -1]
+        assert same_group, "a discarded sample must share cluster and camera with a pivot"
+        assert all(local[j] != local[i] for i in same_group)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.sampled_from(["camera", "cluster", "reference"]), st.floats(0.0, 1.0))
+def test_renaming_ids_does_not_change_what_is_discarded(problem, rule, p):
+    g, local, cams, feats, k = problem
+    graph = brute_knn(feats, k + 1)
+    rng = np.random.default_rng(7)
+    rename_g = rng.permutation(100)[: g.max() + 2] * 3 + 11
+    rename_local = rng.permutation(100)[: local.max() + 2] + 1000
+    rename_cam = np.array(["north", "south", "gate", "lobby"])[rng.permutation(4)]
+    g2 = np.where(g >= 0, rename_g[g], -1)
+    local2 = np.where(local >= 0, rename_local[local], -1)
+    before = refine(g, local, cams, knn=graph, k=k, pivots=rule, p=p, rng=5)
+    after = refine(g2, local2, rename_cam[cams], knn=graph, k=k, pivots=rule, p=p, rng=5)
+    np.testing.assert_array_equal(before.discarded, after.discarded)
+
+
+def test_inputs_are_not_modified_and_results_are_read_only():
+    rng = np.random.default_rng(0)
+    g, local, cams = rng.integers(-1, 3, 40), rng.integers(-1, 3, 40), rng.integers(0, 3, 40)
+    feats = rng.normal(size=(40, 5))
+    graph = brute_knn(feats, 6)
+    copies = [a.copy() for a in (g, local, cams, feats, *graph)]
+    result = refine(g, local, cams, knn=graph, k=5)
+    refine(g, local, cams, feats, k=5)
+    for original, copy in zip((g, local, cams, feats, *graph), copies, strict=True):
+        np.testing.assert_array_equal(original, copy)
+    with pytest.raises(ValueError, match="read-only"):
+        result.labels[0] = 3
+
+
+def test_same_seed_same_result_and_p_half_discards_about_half():
+    data = make_camera_biased(n_ids=80, n_cams=4, seed=0)
+    graph = brute_knn(data.feats.astype(np.float64), 16)
+    g = data.pids // 4
+    full = refine(g, data.local_labels, data.cams, knn=graph, p=1.0)
+    a = refine(g, data.local_labels, data.cams, knn=graph, p=0.5, rng=123)
+    b = refine(g, data.local_labels, data.cams, knn=graph, p=0.5, rng=np.random.default_rng(123))
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not (a.discarded & ~full.discarded).any()
+    assert 0.35 < a.n_discarded / full.n_discarded < 0.65
+
+
+def test_torch_tensors_and_lists_are_accepted():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    g, local, cams = rng.integers(-1, 3, 30), rng.integers(-1, 3, 30), rng.integers(0, 3, 30)
+    feats = rng.normal(size=(30, 4)).astype(np.float32)
+    expected = refine(g, local, cams, feats, k=4)
+    result = refine(torch.from_numpy(g), local.tolist(), list(cams), torch.from_numpy(feats), k=4)
+    np.testing.assert_array_equal(result.labels, expected.labels)
+
+
+def test_result_counts():
+    result = refine([0, 0, 0, -1, 1, 1], [0, 1, 1, 0, 2, 2], [0] * 6, knn=brute_knn(np.eye(6) + 0.1, 4), k=3)
+    assert result.n_samples == 6
+    assert result.n_outliers == result.n_discarded + 1
+    assert result.discard_ratio == result.n_discarded / 5
+    assert "RefineResult(n_samples=6" in repr(result)
+
+
+def test_relabel():
+    np.testing.assert_array_equal(relabel([5, -1, 5, 2, 9]), [1, -1, 1, 0, 2])
+    np.testing.assert_array_equal(relabel(np.array([], dtype=int)), [])
+
+
+def test_pivot_scores_paper_rule_from_features_matches_graph():
+    rng = np.random.default_rng(4)
+    feats = rng.normal(size=(25, 6))
+    np.testing.assert_allclose(
+        pivot_scores(feats, k=4), pivot_scores(knn=brute_knn(feats, 5), k=4), rtol=1e-5
+    )
+
+
+# ---------------------------------------------------------------- bad inputs, one test per message
+
+G, L, C = [0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 1], [0, 0, 0, 1, 1, 1]
+FEATS = np.random.default_rng(0).normal(size=(6, 3))
+
+
+def test_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"same length.*global_labels=6, local_labels=5"):
+        refine(G, L[:5], C, FEATS, k=2)
+
+
+def test_two_dimensional_labels():
+    with pytest.raises(ValueError, match=r"global_labels must be 1-D .* shape \(2, 3\)"):
+        refine(np.array(G).reshape(2, 3), L, C, FEATS, k=2)
+
+
+def test_non_integer_labels():
+    with pytest.raises(TypeError, match="local_labels must hold integers.*float64"):
+        refine(G, np.array(L, dtype=float), C, FEATS, k=2)
+
+
+def test_labels_below_minus_one():
+    with pytest.raises(ValueError, match="global_labels must be >= -1.*-3"):
+        refine([-3, 0, 1, 1, 2, 2], L, C, FEATS, k=2)
+
+
+def test_nan_features():
+    bad = FEATS.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"feats must be finite.*row 2"):
+        refine(G, L, C, bad, k=2)
+
+
+def test_feature_rows_must_match():
+    with pytest.raises(ValueError, match="feats must have 6 rows"):
+        refine(G, L, C, FEATS[:5], k=2)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_p_outside_unit_interval(p):
+    with pytest.raises(ValueError, match=rf"p must be in \[0, 1\], got {p}"):
+        refine(G, L, C, FEATS, k=2, p=p)
+
+
+def test_p_not_a_number():
+    with pytest.raises(TypeError, match="p must be a real number"):
+        refine(G, L, C, FEATS, k=2, p="1")
+
+
+@pytest.mark.parametrize("k", [1, 6])
+def test_k_out_of_range(k):
+    with pytest.raises(ValueError, match=rf"k must be in \[2, 5\], got {k}"):
+        refine(G, L, C, FEATS, k=k)
+
+
+def test_unknown_rule():
+    with pytest.raises(ValueError, match="pivots must be one of 'camera', 'cluster', 'reference'; got 'best'"):
+        refine(G, L, C, FEATS, k=2, pivots="best")
+
+
+def test_feats_and_knn_both_or_neither():
+    with pytest.raises(ValueError, match="exactly one of feats"):
+        refine(G, L, C, k=2)
+    with pytest.raises(ValueError, match="exactly one of feats"):
+        refine(G, L, C, FEATS, knn=brute_knn(FEATS, 3), k=2)
+
+
+def test_graph_too_narrow_for_k():
+    with pytest.raises(ValueError, match=r"k=3 needs at least 3 .*knn\(feats, k \+ 1\)"):
+        refine(G, L, C, knn=brute_knn(FEATS, 3), k=3)
+
+
+def test_graph_with_bad_indices_or_distances():
+    indices, distances = brute_knn(FEATS, 3)
+    with pytest.raises(ValueError, match=r"knn indices must lie in \[0, 6\)"):
+        refine(G, L, C, knn=(indices + 1, distances), k=2)
+    with pytest.raises(ValueError, match="knn distances must be >= 0"):
+        refine(G, L, C, knn=(indices, distances - 1), k=2)
+    with pytest.raises(TypeError, match=r"knn must be a tuple \(indices, distances\)"):
+        refine(G, L, C, knn=indices, k=2)
+
+
+def test_bad_rng():
+    with pytest.raises(TypeError, match="rng must be None, an int seed or a numpy.random.Generator"):
+        refine(G, L, C, FEATS, k=2, rng="seed")
