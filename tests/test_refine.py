@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import brute_knn
+from helpers import brute_knn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,4 +1,4 @@
-"""Shared test helpers: a brute-force kNN graph written from the definition."""
+"""Test helpers written from the definitions: a brute-force kNN graph."""
 
 from __future__ import annotations
 
