@@ -106,13 +106,8 @@ def infomap_cluster(
     sources, targets, weights = rows[keep], indices[keep], similarity[keep].astype(np.float64)
 
     im = infomap.Infomap(f"--two-level --directed --silent --num-trials {trials}", seed=seed)
-    if hasattr(im, "add_edge_index"):
-        im.add_edge_index(np.stack([sources, targets]), edge_weight=weights, num_nodes=n)
-    else:  # infomap < 2.8 has no array API
-        im.add_nodes(range(n))
-        im.add_links(zip(sources.tolist(), targets.tolist(), weights.tolist(), strict=True))
-    im.run()
-    modules = im.get_modules(depth_level=1)
+    im.add_edge_index(np.stack([sources, targets]), edge_weight=weights, num_nodes=n)
+    modules = im.run().modules(1)
     labels = np.full(n, -1, dtype=np.int64)
     node_ids = np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))
     labels[node_ids] = np.fromiter(modules.values(), dtype=np.int64, count=len(modules))
@@ -260,8 +255,6 @@ def cluster_per_camera(
     >>> bool(all(len(set(data.cams[local == c])) == 1 for c in set(local.tolist()) - {-1}))
     True
     """
-    from .neighbors import jaccard_distance, knn
-
     x = check_features(feats)
     cam_codes = check_cameras(cams, "cams", n=x.shape[0])
     method = check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
@@ -270,6 +263,7 @@ def cluster_per_camera(
     k1 = check_int(k1, "k1", low=1)
     k2 = check_int(k2, "k2", low=1, high=k1)
     k = check_int(k, "k", low=1)
+    from .neighbors import jaccard_distance, knn
 
     labels = np.full(x.shape[0], -1, dtype=np.int64)
     next_id = 0

@@ -1,0 +1,163 @@
+"""Clustering wrappers, camera-entropy weights and diagnostics against loops from the definitions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from helpers import brute_knn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.cluster import DBSCAN
+from sklearn.metrics import adjusted_rand_score
+
+from labelrefine.cluster import (
+    camera_weights,
+    cluster_per_camera,
+    cluster_stats,
+    dbscan_cluster,
+    infomap_cluster,
+    suggest_eps,
+)
+from labelrefine.synthetic import make_camera_biased
+
+
+def loop_camera_weights(labels, cams):
+    weights = np.zeros(max(labels) + 1 if max(labels) >= 0 else 0)
+    for cluster in set(labels) - {-1}:
+        members = [c for lab, c in zip(labels, cams, strict=True) if lab == cluster]
+        shares = [members.count(c) / len(members) for c in set(members)]
+        weights[cluster] = math.log(1 + -sum(s * math.log(s) for s in shares))
+    return weights
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 6), st.sampled_from("abcd")), min_size=1, max_size=60))
+def test_camera_weights_equal_loop(pairs):
+    labels = [p[0] for p in pairs]
+    cams = [p[1] for p in pairs]
+    np.testing.assert_allclose(camera_weights(labels, cams), loop_camera_weights(labels, cams), atol=1e-12)
+
+
+def test_camera_weights_hand_made():
+    weights = camera_weights([0, 0, 0, 0, 1, 1], [0, 1, 2, 3, 5, 5])
+    np.testing.assert_allclose(weights, [math.log(1 + math.log(4)), 0.0])
+
+
+def test_cluster_stats():
+    stats = cluster_stats(np.array([3, 3, 3, -1, 7, 9, 9, -1]))
+    assert (stats.n_samples, stats.n_clusters, stats.n_outliers) == (8, 3, 2)
+    assert stats.size_histogram == {1: 1, 2: 1, 3: 1}
+    assert stats.outlier_ratio == 0.25
+    assert cluster_stats([]).n_clusters == 0
+
+
+def loop_kth_distance(indices, distances, rank):
+    out = []
+    for i in range(len(indices)):
+        others = [d for j, d in zip(indices[i], distances[i], strict=True) if j != i]
+        out.append(others[rank - 1])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_suggest_eps_from_graph_and_sparse_matrix(rank):
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(40, 5))
+    graph = brute_knn(feats, 6)
+    expected = np.quantile(loop_kth_distance(*graph, rank), 0.3)
+    assert suggest_eps(graph, rank=rank, quantile=0.3) == pytest.approx(expected)
+    n = len(feats)
+    rows = np.repeat(np.arange(n), 6)
+    matrix = sp.csr_matrix((graph[1].ravel() + 1e-9, (rows, graph[0].ravel())), shape=(n, n))
+    assert suggest_eps(matrix, rank=rank, quantile=0.3) == pytest.approx(expected, abs=1e-6)
+
+
+def test_suggest_eps_rows_without_enough_neighbours_count_as_distance_one():
+    matrix = sp.csr_matrix(np.array([[0, 0.2, 0], [0.2, 0, 0], [0, 0, 0]]))
+    assert suggest_eps(matrix, rank=1, quantile=1.0) == 1.0
+
+
+def random_sparse_distances(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)) * 0.3 + rng.integers(0, 4, size=(n, 1))
+    dense = np.minimum(np.linalg.norm(x[:, None] - x[None], axis=-1) / 2, 1.0)
+    stored = np.where(dense < 1.0, dense, 0.0)
+    matrix = sp.csr_matrix(stored)
+    matrix.setdiag(0.0)  # explicit zeros: each point is its own neighbour
+    return dense, matrix
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_dbscan_equals_dense_dbscan(seed):
+    dense, matrix = random_sparse_distances(120, seed)
+    expected = DBSCAN(eps=0.2, min_samples=4, metric="precomputed").fit_predict(dense)
+    labels = dbscan_cluster(matrix, eps=0.2, min_samples=4)
+    assert adjusted_rand_score(expected, labels) == 1.0
+    np.testing.assert_array_equal(labels == -1, expected == -1)
+
+
+def test_infomap_recovers_separated_blobs_and_drops_small_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:4] * 10
+    feats = np.concatenate([centres[i] + rng.normal(size=(15, 8)) * 0.3 for i in range(4)] + [-np.ones((1, 8))])
+    truth = np.repeat([0, 1, 2, 3, -1], [15, 15, 15, 15, 1])
+    labels = infomap_cluster(brute_knn(feats, 8), min_sim=0.5)
+    assert adjusted_rand_score(truth[:-1], labels[:-1]) == 1.0
+    assert labels[-1] == -1  # a point with no edge is a singleton: dropped
+    big_only = infomap_cluster(brute_knn(feats, 8), min_sim=0.5, min_size=15)
+    assert (big_only == -1).all()
+
+
+def test_infomap_edges_respect_min_sim():
+    feats = np.random.default_rng(1).normal(size=(30, 4))
+    assert (infomap_cluster(brute_knn(feats, 5), min_sim=1.0) == -1).all()  # no edge survives
+
+
+def test_cluster_per_camera_is_camera_pure_and_matches_per_camera_agglomerative():
+    from sklearn.cluster import AgglomerativeClustering
+
+    from labelrefine.neighbors import jaccard_distance
+
+    data = make_camera_biased(n_ids=30, n_cams=3, seed=2)
+    local = cluster_per_camera(data.feats, data.cams, k1=10, k2=3)
+    for cam in range(3):
+        members = np.flatnonzero(data.cams == cam)
+        assert set(np.unique(local[members])).isdisjoint(set(np.unique(local[data.cams != cam])))
+        dense = jaccard_distance(data.feats[members], k1=10, k2=3).toarray()
+        dense[dense == 0] = 1.0
+        np.fill_diagonal(dense, 0.0)
+        expected = AgglomerativeClustering(
+            n_clusters=len(members) // 5, metric="precomputed", linkage="average"
+        ).fit_predict(dense)
+        assert adjusted_rand_score(expected, local[members]) == 1.0
+
+
+@pytest.mark.parametrize("method", ["dbscan", "infomap"])
+def test_cluster_per_camera_sparse_methods_are_camera_pure(method):
+    data = make_camera_biased(n_ids=30, n_cams=3, seed=2)
+    local = cluster_per_camera(data.feats, data.cams, method=method, k1=10, k2=3, k=8)
+    for label in set(local.tolist()) - {-1}:
+        assert len(set(data.cams[local == label].tolist())) == 1
+
+
+def test_bad_inputs():
+    _, matrix = random_sparse_distances(10, 0)
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 1\).*got 1.5"):
+        dbscan_cluster(matrix, eps=1.5)
+    with pytest.raises(ValueError, match=r"jaccard must be a square \(N, N\) distance matrix, got shape \(2, 3\)"):
+        dbscan_cluster(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="method must be one of 'agglomerative', 'dbscan', 'infomap'; got 'kmeans'"):
+        cluster_per_camera(np.ones((4, 2)), [0, 0, 1, 1], method="kmeans")
+    with pytest.raises(ValueError, match="cams must have length 4"):
+        cluster_per_camera(np.ones((4, 2)), [0, 0, 1])
+    with pytest.raises(ValueError, match=r"min_sim must be in \[0, 1\], got 2"):
+        infomap_cluster(brute_knn(np.eye(4), 2), min_sim=2)
+    with pytest.raises(ValueError, match=r"seed must be in \[1, inf\], got 0"):
+        infomap_cluster(brute_knn(np.eye(4), 2), seed=0)
+    with pytest.raises(ValueError, match="labels must have the same length|same length"):
+        camera_weights([0, 1], [0])
+    with pytest.raises(ValueError, match="rank=5 needs at least 5 neighbours"):
+        suggest_eps(brute_knn(np.eye(4), 3), rank=5)
