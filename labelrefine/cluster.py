@@ -13,6 +13,8 @@ All functions return int64 labels with -1 for outliers. Costs (N samples, k neig
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,10 +109,15 @@ def infomap_cluster(
 
     im = infomap.Infomap(f"--two-level --directed --silent --num-trials {trials}", seed=seed)
     im.add_edge_index(np.stack([sources, targets]), edge_weight=weights, num_nodes=n)
-    modules = im.run().modules(1)
+    result = im.run()
+    # Read the modules from Infomap's .clu output rather than result.modules(): that walks SWIG
+    # iterators, which crash when faiss (also SWIG) was imported in the same process.
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "modules.clu")
+        result.write_clu(path)
+        node_module = np.loadtxt(path, comments="#", usecols=(0, 1), dtype=np.int64, ndmin=2)
     labels = np.full(n, -1, dtype=np.int64)
-    node_ids = np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))
-    labels[node_ids] = np.fromiter(modules.values(), dtype=np.int64, count=len(modules))
+    labels[node_module[:, 0]] = node_module[:, 1]
     return _drop_small(labels, min_size)
 
 

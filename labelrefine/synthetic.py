@@ -53,7 +53,7 @@ def make_camera_biased(
     n_cams: int = 6,
     *,
     dim: int = 32,
-    images_per_camera: tuple[int, int] = (2, 6),
+    images_per_camera: tuple[int, int] = (3, 7),
     family_size: int = 3,
     family_spread: float = 1.0,
     camera_strength: float = 0.6,
@@ -71,7 +71,7 @@ def make_camera_biased(
         Number of cameras; each identity is seen by a random subset of 2 to ``n_cams`` of them.
     dim : int, default 32
         Feature dimension.
-    images_per_camera : (int, int), default (2, 6)
+    images_per_camera : (int, int), default (3, 7)
         Inclusive range of images of one identity in one camera that sees it.
     family_size : int, default 3
         Identities per look-alike family.

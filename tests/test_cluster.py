@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -126,9 +128,9 @@ def test_cluster_per_camera_is_camera_pure_and_matches_per_camera_agglomerative(
     for cam in range(3):
         members = np.flatnonzero(data.cams == cam)
         assert set(np.unique(local[members])).isdisjoint(set(np.unique(local[data.cams != cam])))
-        dense = jaccard_distance(data.feats[members], k1=10, k2=3).toarray()
-        dense[dense == 0] = 1.0
-        np.fill_diagonal(dense, 0.0)
+        stored = jaccard_distance(data.feats[members], k1=10, k2=3).tocoo()
+        dense = np.ones(stored.shape)  # a pair not stored has distance 1
+        dense[stored.row, stored.col] = stored.data
         expected = AgglomerativeClustering(
             n_clusters=len(members) // 5, metric="precomputed", linkage="average"
         ).fit_predict(dense)
@@ -161,3 +163,17 @@ def test_bad_inputs():
         camera_weights([0, 1], [0])
     with pytest.raises(ValueError, match="rank=5 needs at least 5 neighbours"):
         suggest_eps(brute_knn(np.eye(4), 3), rank=5)
+
+
+def test_infomap_survives_faiss_imported_in_the_same_process():
+    pytest.importorskip("faiss")
+    code = (
+        "import infomap, faiss, numpy as np\n"  # this import order made SWIG iterators crash
+        "from labelrefine.cluster import infomap_cluster\n"
+        "x = np.repeat(np.eye(3), 4, axis=0) + 0.01 * np.random.default_rng(0).normal(size=(12, 3))\n"
+        "from labelrefine.neighbors import knn\n"
+        "print(len(set(infomap_cluster(knn(x, 4, backend='faiss')).tolist())))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "3"

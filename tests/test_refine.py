@@ -42,7 +42,7 @@ def loop_reference_scores(indices, distances, k, min_sim):
 def loop_refine(g, local, cams, scores, rule):
     """Eq. 5 with p = 1, one group at a time."""
     n = len(g)
-    mean = sum(scores) / n
+    mean = np.mean(scores)  # the library's rounding: when all scores are equal no sample is above the mean
     groups: dict = {}
     for i in range(n):
         if g[i] != -1:
