@@ -6,7 +6,17 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-_EXTRAS = {"faiss": "faiss", "infomap": "infomap", "torch": "torch", "torchvision": "torch", "matplotlib": "plot"}
+# top-level module -> the labelrefine extra that installs it (Pillow comes with torchvision)
+_EXTRAS = {
+    "faiss": "faiss",
+    "infomap": "infomap",
+    "torch": "torch",
+    "torchvision": "torch",
+    "PIL": "torch",
+    "tqdm": "torch",
+    "yaml": "torch",
+    "matplotlib": "plot",
+}
 
 
 def import_optional(module: str) -> ModuleType:

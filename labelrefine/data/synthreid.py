@@ -1,0 +1,397 @@
+"""SynthReID: a small generated multi-camera person re-identification dataset.
+
+Persons are drawn with numpy as head / torso / arms / legs shapes on a camera background.
+Identity is carried by clothing (upper and lower colours, an optional striped top, hair and
+skin colours, body build); each camera adds a strong colour cast, a brightness offset, blur,
+sensor noise and its own textured background. The camera effects are strong enough that
+the camera is easier to recognise from the pixels than the person, which is the failure mode
+CALR addresses (paper Fig. 1: clusters merge images of different people from one camera).
+
+Drawing is vectorised over blocks of images; only writing the files loops over images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from .._optional import import_optional
+from .._validation import check_choice, check_int
+
+__all__ = ["SynthReIDArrays", "make_synthreid", "synthreid_arrays"]
+
+_BLOCK = 512  # images drawn at once (bounded memory: ~ _BLOCK * H * W * 3 * 4 bytes per temporary)
+_FORMAT_VERSION = 1
+
+
+class SynthReIDArrays(NamedTuple):
+    """In-memory SynthReID images (see :func:`synthreid_arrays`)."""
+
+    images: np.ndarray
+    """uint8, shape (N, height, width, 3), RGB."""
+    pids: np.ndarray
+    """int64, shape (N,), identities 0..num_ids-1."""
+    cams: np.ndarray
+    """int64, shape (N,), cameras 0..num_cams-1."""
+
+
+def _check_args(
+    num_ids: Any, num_cams: Any, images_per_id_per_cam: Any, height: Any, width: Any, seed: Any
+) -> tuple[int, int, tuple[int, int], int, int, int]:
+    num_ids = check_int(num_ids, "num_ids", low=1)
+    num_cams = check_int(num_cams, "num_cams", low=2)
+    if (
+        not isinstance(images_per_id_per_cam, (tuple, list))
+        or len(images_per_id_per_cam) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in images_per_id_per_cam)
+    ):
+        raise TypeError(f"images_per_id_per_cam must be a pair of integers (low, high), got {images_per_id_per_cam!r}")
+    lo, hi = int(images_per_id_per_cam[0]), int(images_per_id_per_cam[1])
+    if not 1 <= lo <= hi:
+        raise ValueError(f"images_per_id_per_cam must satisfy 1 <= low <= high, got ({lo}, {hi})")
+    height = check_int(height, "height", low=16)
+    width = check_int(width, "width", low=8)
+    seed = check_int(seed, "seed", low=0)
+    return num_ids, num_cams, (lo, hi), height, width, seed
+
+
+def _layout(num_ids: int, num_cams: int, lo: int, hi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image (pid, cam), sorted by pid then camera; every identity in 2..num_cams cameras."""
+    n_visible = rng.integers(2, num_cams + 1, size=num_ids)
+    cam_rank = np.argsort(rng.random((num_ids, num_cams)), axis=1).argsort(axis=1)
+    visible = cam_rank < n_visible[:, None]
+    counts = np.where(visible, rng.integers(lo, hi + 1, size=(num_ids, num_cams)), 0)
+    pid_grid, cam_grid = np.meshgrid(np.arange(num_ids), np.arange(num_cams), indexing="ij")
+    flat = counts.ravel()
+    return np.repeat(pid_grid.ravel(), flat), np.repeat(cam_grid.ravel(), flat)
+
+
+def _identity_params(num_ids: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    skin = np.array([[236, 188, 160], [198, 134, 66], [141, 85, 36], [255, 219, 172], [224, 172, 105]], np.float32)
+    return {
+        "upper": rng.uniform(20, 235, (num_ids, 3)).astype(np.float32),
+        "lower": rng.uniform(20, 235, (num_ids, 3)).astype(np.float32),
+        "stripe": rng.uniform(20, 235, (num_ids, 3)).astype(np.float32),
+        "striped": rng.random(num_ids) < 0.5,
+        "period": rng.integers(2, 5, num_ids).astype(np.float32),  # half-period of the stripes, in pixels
+        "hair": rng.uniform(10, 120, (num_ids, 1)).astype(np.float32) * np.array([1.0, 0.8, 0.6], np.float32),
+        "skin": skin[rng.integers(0, len(skin), num_ids)],
+        "build": rng.uniform(0.8, 1.2, num_ids).astype(np.float32),  # body width factor
+        "tall": rng.uniform(0.88, 1.0, num_ids).astype(np.float32),
+    }
+
+
+def _camera_params(num_cams: int, height: int, width: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
+    base = rng.uniform(30, 220, (num_cams, 1, 1, 3)).astype(np.float32)
+    second = rng.uniform(30, 220, (num_cams, 1, 1, 3)).astype(np.float32)
+    kind = np.arange(num_cams) % 4  # gradient, horizontal bands, vertical bars, checkerboard
+    freq = rng.uniform(2.0, 6.0, num_cams).astype(np.float32)[:, None, None, None]
+    horizon = rng.uniform(0.55, 0.8, num_cams).astype(np.float32)[:, None, None, None]
+    gradient = np.broadcast_to(y, (1, height, width, 1))
+    bands = (np.floor(y * freq * 2) % 2).astype(np.float32) * np.ones_like(x)
+    bars = (np.floor(x * freq * 2) % 2).astype(np.float32) * np.ones_like(y)
+    checker = (np.floor(y * freq * 2) + np.floor(x * freq)) % 2
+    mix = np.select([kind[:, None, None, None] == k for k in range(4)], [gradient, bands, bars, checker])
+    background = base * (1 - mix) + second * mix
+    floor = y > horizon  # a floor of its own colour below the camera's horizon line
+    floor_colour = rng.uniform(40, 200, (num_cams, 1, 1, 3)).astype(np.float32)
+    background = np.where(floor, floor_colour, background)
+    return {
+        "background": background.astype(np.float32),  # (C, H, W, 3)
+        "gain": rng.uniform(0.55, 1.45, (num_cams, 3)).astype(np.float32),  # colour cast
+        "offset": rng.uniform(-40, 40, num_cams).astype(np.float32),  # brightness
+        "blur": rng.uniform(0.0, 1.3, num_cams),  # Gaussian sigma in pixels
+        "noise": rng.uniform(2.0, 8.0, num_cams).astype(np.float32),  # sensor noise (std)
+    }
+
+
+def _draw_block(
+    pids: np.ndarray,
+    cams: np.ndarray,
+    ident: dict[str, np.ndarray],
+    cam: dict[str, np.ndarray],
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    n = pids.shape[0]
+    y = ((np.arange(height, dtype=np.float32) + 0.5) / height)[None, :, None]
+    x = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, None, :]
+
+    def col(a: np.ndarray) -> np.ndarray:  # per-image scalar -> (n, 1, 1)
+        return a.astype(np.float32)[:, None, None]
+
+    # pose jitter per image
+    scale = col(ident["tall"][pids] * rng.uniform(0.85, 1.0, n))
+    cx = col(0.5 + rng.uniform(-0.08, 0.08, n))
+    top = col(rng.uniform(0.01, 0.06, n))
+    spread = col(rng.uniform(0.0, 0.12, n))  # walking: legs apart at the feet
+    build = col(ident["build"][pids])
+    aspect = height / width
+
+    def at(frac: float) -> np.ndarray:
+        return top + frac * scale
+
+    head_ry = 0.075 * scale
+    head_cy = at(0.085)
+    head = ((y - head_cy) / head_ry) ** 2 + ((x - cx) * aspect / (head_ry * 2.0)) ** 2 <= 1.0
+    hair = head & (y < head_cy - 0.25 * head_ry)
+    shoulder_hw = 0.24 * build
+    t_torso = np.clip((y - at(0.17)) / (0.38 * scale), 0, 1)
+    torso_hw = shoulder_hw * (1.0 - 0.15 * t_torso)
+    torso = (y >= at(0.17)) & (y < at(0.55)) & (np.abs(x - cx) < torso_hw)
+    arms = (y >= at(0.18)) & (y < at(0.5)) & (np.abs(x - cx) >= torso_hw) & (np.abs(x - cx) < torso_hw + 0.08)
+    t_leg = np.clip((y - at(0.55)) / (0.4 * scale), 0, 1)
+    leg_off = 0.1 * build + spread * t_leg
+    leg_hw = 0.075 * build
+    leg_rows = (y >= at(0.55)) & (y < at(0.95))
+    legs = leg_rows & ((np.abs(x - (cx - leg_off)) < leg_hw) | (np.abs(x - (cx + leg_off)) < leg_hw))
+    shoes = legs & (y >= at(0.91))
+    row = np.floor((y - at(0.17)) * height)
+    stripes = torso & ident["striped"][pids][:, None, None] & (np.floor(row / col(ident["period"][pids])) % 2 == 1)
+
+    def rgb(a: np.ndarray) -> np.ndarray:  # per-image colour -> (n, 1, 1, 3)
+        return a[:, None, None, :]
+
+    jitter = rng.normal(0.0, 6.0, (n, 3)).astype(np.float32)  # per-image lighting of the person
+    img = cam["background"][cams] + rng.normal(0.0, 6.0, (n, 1, 1, 1)).astype(np.float32)
+    img = np.where(legs[..., None], rgb(ident["lower"][pids] + jitter), img)
+    img = np.where(shoes[..., None], np.float32(35.0), img)
+    img = np.where((torso | arms)[..., None], rgb(ident["upper"][pids] + jitter), img)
+    img = np.where(stripes[..., None], rgb(ident["stripe"][pids] + jitter), img)
+    img = np.where(head[..., None], rgb(ident["skin"][pids]), img)
+    img = np.where(hair[..., None], rgb(ident["hair"][pids]), img)
+    # camera: colour cast and brightness, blur, sensor noise
+    img = img * cam["gain"][cams][:, None, None, :] + cam["offset"][cams][:, None, None, None]
+    for c in np.unique(cams):  # loop over cameras (few); each body is vectorised over the camera's images
+        sigma = float(cam["blur"][c])
+        if sigma > 0.05:
+            sel = cams == c
+            img[sel] = gaussian_filter(img[sel], sigma=(0.0, sigma, sigma, 0.0), mode="nearest")
+    img += rng.standard_normal(img.shape, dtype=np.float32) * cam["noise"][cams][:, None, None, None]
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _generate(num_ids: int, num_cams: int, lo: int, hi: int, height: int, width: int, seed: int) -> SynthReIDArrays:
+    rng = np.random.default_rng(seed)
+    ident = _identity_params(num_ids, rng)
+    cam = _camera_params(num_cams, height, width, rng)
+    pids, cams = _layout(num_ids, num_cams, lo, hi, rng)
+    images = np.empty((pids.shape[0], height, width, 3), dtype=np.uint8)
+    for start in range(0, pids.shape[0], _BLOCK):  # blocks of images
+        stop = start + _BLOCK
+        images[start:stop] = _draw_block(pids[start:stop], cams[start:stop], ident, cam, height, width, rng)
+    return SynthReIDArrays(images, pids.astype(np.int64), cams.astype(np.int64))
+
+
+def synthreid_arrays(
+    *,
+    num_ids: int = 100,
+    num_cams: int = 6,
+    images_per_id_per_cam: tuple[int, int] = (1, 4),
+    height: int = 64,
+    width: int = 32,
+    seed: int = 0,
+) -> SynthReIDArrays:
+    """Generate SynthReID images in memory (no files).
+
+    Parameters
+    ----------
+    num_ids : int, default 100
+        Number of identities.
+    num_cams : int, default 6
+        Number of cameras (>= 2).
+    images_per_id_per_cam : (int, int), default (1, 4)
+        Inclusive range of the number of images of an identity in each camera that sees it.
+    height, width : int, default 64, 32
+        Image size in pixels (>= 16 x 8).
+    seed : int, default 0
+        Seed: the same arguments always give the same images.
+
+    Returns
+    -------
+    SynthReIDArrays
+        Named tuple ``(images, pids, cams)``: ``images`` uint8 (N, height, width, 3) RGB,
+        ``pids`` int64 in 0..num_ids-1, ``cams`` int64 in 0..num_cams-1, sorted by pid then
+        camera.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If an argument is out of range.
+
+    Notes
+    -----
+    Each identity is seen by a uniformly drawn number of 2..num_cams cameras, chosen at
+    random, with ``images_per_id_per_cam`` images in each; the expected size is about
+    ``num_ids * (num_cams + 2) / 2 * mean(images_per_id_per_cam)``. Identity: upper and
+    lower clothing colours, a striped top for half of the identities, hair and skin colour,
+    build and height. Per image: position, scale, leg spread and lighting jitter. Per camera:
+    a multiplicative RGB colour cast in [0.55, 1.45], a brightness offset in [-40, 40], a
+    Gaussian blur (sigma up to 1.3 px), sensor noise and a textured background with a floor.
+
+    Examples
+    --------
+    >>> images, pids, cams = synthreid_arrays(num_ids=4, num_cams=3, seed=1)
+    >>> images.dtype, images.shape[1:]
+    (dtype('uint8'), (64, 32, 3))
+    >>> bool(all(len(set(cams[pids == p])) >= 2 for p in range(4)))
+    True
+    """
+    num_ids, num_cams, (lo, hi), height, width, seed = _check_args(
+        num_ids, num_cams, images_per_id_per_cam, height, width, seed
+    )
+    return _generate(num_ids, num_cams, lo, hi, height, width, seed)
+
+
+_SPLIT_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
+
+
+def make_synthreid(
+    root: str | os.PathLike[str],
+    *,
+    num_ids: int = 100,
+    num_cams: int = 6,
+    images_per_id_per_cam: tuple[int, int] = (1, 4),
+    height: int = 64,
+    width: int = 32,
+    seed: int = 0,
+    query_fraction: float = 0.5,
+    image_format: str = "jpg",
+    overwrite: bool = False,
+) -> Path:
+    """Write a SynthReID dataset in the Market-1501 layout and return its folder.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Parent folder; the dataset is written to ``root/SynthReID/`` with the sub-folders
+        ``bounding_box_train``, ``query`` and ``bounding_box_test`` and a ``meta.json``.
+    num_ids, num_cams, images_per_id_per_cam, height, width, seed
+        As in :func:`synthreid_arrays` (the images are exactly those, pid ``p`` written as
+        ``p + 1`` since Market-1501 reserves ``0000`` for distractors).
+    query_fraction : float, default 0.5
+        For each test identity seen by ``m`` cameras, ``round(query_fraction * m)`` of its
+        cameras (at least 1, at most ``m - 1``) give one image to ``query``; the rest of its
+        images form the gallery, so every query has a gallery match from another camera.
+    image_format : {"jpg", "png"}, default "jpg"
+        File format (JPEG quality 95, or lossless PNG).
+    overwrite : bool, default False
+        Replace an existing dataset written with other arguments.
+
+    Returns
+    -------
+    pathlib.Path
+        ``root/SynthReID``; read it with :func:`labelrefine.data.read_synthreid` or
+        ``load_dataset("synthreid", root)``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``root/SynthReID`` holds files other than a dataset written with the same
+        arguments and ``overwrite`` is False.
+    TypeError, ValueError
+        If an argument is invalid.
+
+    Notes
+    -----
+    Identities ``0 .. num_ids // 2 - 1`` form the training split and the others the test
+    split (disjoint, as in Market-1501). File names follow Market-1501:
+    ``{pid:04d}_c{cam}s1_{frame:06d}_01.jpg`` with 1-based cameras and a unique frame number.
+    A call with the same arguments as the dataset already on disk returns at once without
+    writing (``meta.json`` records the arguments; it is written last, so an interrupted
+    write is not mistaken for a complete one).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = make_synthreid(tempfile.mkdtemp(), num_ids=6, num_cams=3, seed=0)
+    >>> sorted(p.name for p in path.iterdir())
+    ['bounding_box_test', 'bounding_box_train', 'meta.json', 'query']
+    """
+    num_ids, num_cams, (lo, hi), height, width, seed = _check_args(
+        num_ids, num_cams, images_per_id_per_cam, height, width, seed
+    )
+    if num_ids < 2:
+        raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
+    if isinstance(query_fraction, bool) or not isinstance(query_fraction, (int, float, np.floating)):
+        raise TypeError(f"query_fraction must be a real number in [0, 1], got {query_fraction!r}")
+    if not 0.0 <= float(query_fraction) <= 1.0:
+        raise ValueError(f"query_fraction must be in [0, 1], got {query_fraction}")
+    image_format = check_choice(image_format, "image_format", ("jpg", "png"))
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
+    target = Path(root) / "SynthReID"
+    meta = {
+        "generator": "labelrefine.data.make_synthreid",
+        "format_version": _FORMAT_VERSION,
+        "num_ids": num_ids,
+        "num_cams": num_cams,
+        "images_per_id_per_cam": [lo, hi],
+        "height": height,
+        "width": width,
+        "seed": seed,
+        "query_fraction": float(query_fraction),
+        "image_format": image_format,
+    }
+    meta_file = target / "meta.json"
+    Image = import_optional("PIL.Image")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"root must not hold a file named SynthReID, got {str(target)!r}")
+    if target.exists():
+        old = None
+        if meta_file.is_file():
+            try:
+                old = json.loads(meta_file.read_text())
+            except (OSError, ValueError):
+                old = None
+        if old == meta and all((target / f).is_dir() for f in _SPLIT_FOLDERS):
+            return target
+        if any(target.iterdir()) and not overwrite:
+            raise FileExistsError(
+                f"root must not already hold another dataset: {str(target)!r} exists and was not written by "
+                "make_synthreid with these arguments; pass overwrite=True to replace it"
+            )
+        for folder in _SPLIT_FOLDERS:
+            if (target / folder).is_dir():
+                shutil.rmtree(target / folder)
+        meta_file.unlink(missing_ok=True)
+    images, pids, cams = _generate(num_ids, num_cams, lo, hi, height, width, seed)
+    n = pids.shape[0]
+    split = np.where(pids < num_ids // 2, 0, 2)  # 0 train, 1 query, 2 gallery
+    # query: in each test identity, the first image of round(query_fraction * m) random cameras
+    rng = np.random.default_rng([seed, 1])
+    first = np.ones(n, dtype=bool)
+    first[1:] = (pids[1:] != pids[:-1]) | (cams[1:] != cams[:-1])
+    group_pid = pids[first]  # one entry per (pid, camera) group, sorted by pid
+    m = np.bincount(group_pid, minlength=num_ids)
+    n_query = np.clip(np.rint(query_fraction * m), 1, m - 1)
+    order = np.lexsort((rng.random(group_pid.shape[0]), group_pid))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0]) - np.searchsorted(group_pid, group_pid[order])
+    chosen = np.flatnonzero(first)[(rank < n_query[group_pid]) & (group_pid >= num_ids // 2)]
+    split[chosen] = 1
+
+    for folder in _SPLIT_FOLDERS:
+        (target / folder).mkdir(parents=True, exist_ok=True)
+    names = np.char.add(np.array([f + "/" for f in _SPLIT_FOLDERS])[split], np.char.zfill((pids + 1).astype(str), 4))
+    names = np.char.add(np.char.add(names, "_c"), (cams + 1).astype(str))
+    names = np.char.add(np.char.add(names, "s1_"), np.char.zfill(np.arange(n).astype(str), 6))
+    names = np.char.add(names, f"_01.{image_format}")
+    options: dict[str, Any] = {"quality": 95} if image_format == "jpg" else {"compress_level": 1}
+    for img, name in zip(images, names.tolist(), strict=True):  # file writing: one call per image
+        Image.fromarray(img).save(target / name, **options)
+    meta_file.write_text(json.dumps(meta, indent=1))
+    return target
