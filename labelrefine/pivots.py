@@ -42,21 +42,37 @@ def _graph(feats: Any, knn: Any, k: int, n_columns: int) -> tuple[np.ndarray, np
     check_int(k, "k", low=2, high=indices.shape[0] - 1)
     if distances.size and distances.min() < -_NEGATIVE_TOLERANCE:
         raise ValueError(f"knn distances must be >= 0 (1 - cosine similarity), got minimum {distances.min():.4g}")
-    return indices, np.maximum(distances, 0.0, dtype=np.float64)
+    return indices, distances
 
 
-def _without_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first k neighbours of each row other than the row's own sample."""
-    n = indices.shape[0]
-    not_self = indices != np.arange(n)[:, None]
-    available = not_self.sum(axis=1)
-    if available.min() < k:
+def _distances_without_self(indices: np.ndarray, distances: np.ndarray, k: int) -> np.ndarray:
+    """Distances to the first k neighbours of each row other than the row's own sample."""
+    n, m = indices.shape
+    is_self = indices == np.arange(n)[:, None]
+    if is_self[:, 0].all() and m > k:  # the usual layout, self first: a view, no copy
+        return distances[:, 1 : k + 1]
+    n_self = is_self.sum(axis=1)
+    if n_self.max() > 1:
+        raise ValueError(f"knn lists sample {int(n_self.argmax())} more than once as its own neighbour")
+    if m - n_self.max() < k:
         raise ValueError(
-            f"knn has {indices.shape[1]} columns but some rows have only {available.min()} neighbours other than the "
+            f"knn has {m} columns but some rows have only {m - n_self.max()} neighbours other than the "
             f"sample itself; k={k} needs at least {k} (compute the graph with knn(feats, k + 1), self included)"
         )
-    keep = not_self & (np.cumsum(not_self, axis=1) <= k)
-    return indices[keep].reshape(n, k), distances[keep].reshape(n, k)
+    # skip the self column where a row has one (wherever it sits), otherwise take the first k
+    self_at = np.where(n_self > 0, is_self.argmax(axis=1), m)[:, None]
+    columns = np.arange(k)[None, :]
+    return np.take_along_axis(distances, columns + (columns >= self_at), axis=1)
+
+
+def _eq4(distances: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+    """Sum over each row of ``1 / (dist + mean(dist))``, in float64, optionally over ``counted`` entries only."""
+    d = np.maximum(distances, 0.0, dtype=np.float64)  # clips float rounding below 0; a new array we may overwrite
+    d += max(d.mean(), _EPS)
+    np.reciprocal(d, out=d)
+    if counted is not None:
+        d *= counted
+    return d.sum(axis=1)
 
 
 def pivot_scores(
@@ -112,16 +128,14 @@ def pivot_scores(
     rule = check_choice(rule, "rule", ("paper", "reference"))
     if rule == "paper":
         indices, distances = _graph(feats, knn, k, n_columns=k + 1)
-        _, distances = _without_self(indices, distances, k)
-        return (1.0 / (distances + max(distances.mean(), _EPS))).sum(axis=1)
+        return _eq4(_distances_without_self(indices, distances, k))
     min_sim = check_probability(min_sim, "min_sim")
     indices, distances = _graph(feats, knn, k, n_columns=k)
     if distances.shape[1] < k:
         raise ValueError(f"knn has {distances.shape[1]} columns; the reference rule with k={k} needs at least {k}")
     distances = distances[:, :k]
     # leading run of neighbours with similarity >= min_sim: the authors' loop breaks at the first one below
-    counted = np.logical_and.accumulate(1.0 - distances >= min_sim, axis=1)
-    return np.where(counted, 1.0 / (distances + max(distances.mean(), _EPS)), 0.0).sum(axis=1)
+    return _eq4(distances, counted=np.logical_and.accumulate(1.0 - distances >= min_sim, axis=1))
 
 
 def select_pivots(
@@ -171,15 +185,12 @@ def select_pivots(
     if n == 0:
         return np.empty(0, dtype=np.int64)
     eligible = np.flatnonzero((scores > scores.mean()) & (labels >= 0))
-    group_of = labels[eligible] if rule != "camera" else None
-    if rule == "camera":
-        order = np.lexsort((eligible, -scores[eligible], cam_codes[eligible], labels[eligible]))
-        group_keys = np.stack([labels[eligible], cam_codes[eligible]])[:, order]
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = (group_keys[:, 1:] != group_keys[:, :-1]).any(axis=0)
-    else:
-        secondary = -scores[eligible] if rule == "cluster" else -eligible.astype(np.float64)
-        order = np.lexsort((eligible, secondary, group_of))
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = group_of[order][1:] != group_of[order][:-1]
+    # Sort each group's eligible members best first and keep the first of each group. lexsort is
+    # stable and `eligible` ascends, so equal scores keep the lowest index first.
+    groups = [labels[eligible], cam_codes[eligible]] if rule == "camera" else [labels[eligible]]
+    best_first = -eligible if rule == "reference" else -scores[eligible]
+    order = np.lexsort([best_first, *groups[::-1]])
+    sorted_groups = np.stack(groups)[:, order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = (sorted_groups[:, 1:] != sorted_groups[:, :-1]).any(axis=0)
     return np.sort(eligible[order[first]])

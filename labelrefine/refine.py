@@ -92,16 +92,6 @@ def relabel(labels: Any) -> np.ndarray:
     return out
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each query, whether it is among ``keys`` (unique) and the matching value (0 where absent)."""
-    if keys.size == 0:
-        return np.zeros(queries.shape, dtype=bool), np.zeros(queries.shape, dtype=values.dtype)
-    order = np.argsort(keys)
-    slot = np.minimum(np.searchsorted(keys, queries, sorter=order), keys.size - 1)
-    found = keys[order[slot]] == queries
-    return found, np.where(found, values[order[slot]], 0)
-
-
 def refine(
     global_labels: Any,
     local_labels: Any,
@@ -187,14 +177,17 @@ def refine(
         raise ValueError(f"{source} must have {n} rows (one per sample), got {scores.shape[0]}")
     chosen = select_pivots(scores, g, cam_codes, rule=rule)
 
-    # Each clustered sample looks up the pivot of its group: (cluster, camera) for "camera", its cluster otherwise.
+    # Each clustered sample finds the pivot of its group: (cluster, camera) for "camera", its cluster otherwise.
+    clustered = g >= 0
     cluster = relabel(g)
     n_cams = int(cam_codes.max()) + 1 if n else 1
-    camera_groups = rule == "camera"
-    sample_key = cluster * n_cams + cam_codes if camera_groups else cluster
-    pivot_key = sample_key[chosen]
-    has_pivot, pivot_of = _lookup(pivot_key, chosen, sample_key)
-    has_pivot &= g >= 0
+    key = cluster * n_cams + cam_codes if rule == "camera" else cluster
+    group = np.full(n, -1, dtype=np.int64)
+    group[clustered] = np.unique(key[clustered], return_inverse=True)[1].reshape(-1)
+    pivot_of_group = np.full(int(group.max()) + 2, -1, dtype=np.int64)  # last slot: group -1 has no pivot
+    pivot_of_group[group[chosen]] = chosen
+    pivot_of = pivot_of_group[group]
+    has_pivot = pivot_of >= 0
     candidate = has_pivot & (cam_codes == cam_codes[pivot_of]) & (local[pivot_of] >= 0) & (local != local[pivot_of])
     discarded = candidate.copy()
     if p < 1.0:
