@@ -27,25 +27,41 @@ _EXPORTS = {
     "cluster_stats": "cluster",
     "suggest_eps": "cluster",
     "cluster_report": "metrics",
+    "ClusterReport": "metrics",
+    "PrecisionRecallF": "metrics",
+    "pairwise_scores": "metrics",
+    "bcubed_scores": "metrics",
+    "expansion": "metrics",
+    "nmi": "metrics",
+    "Protocol": "retrieval",
+    "RetrievalResult": "retrieval",
     "evaluate_retrieval": "retrieval",
     "get_schedule": "schedules",
     "make_camera_biased": "synthetic",
 }
 
 __all__ = [
+    "ClusterReport",
+    "PrecisionRecallF",
+    "Protocol",
     "RefineResult",
+    "RetrievalResult",
     "__version__",
+    "bcubed_scores",
     "camera_weights",
     "cluster_per_camera",
     "cluster_report",
     "cluster_stats",
     "dbscan_cluster",
     "evaluate_retrieval",
+    "expansion",
     "get_schedule",
     "infomap_cluster",
     "jaccard_distance",
     "knn",
     "make_camera_biased",
+    "nmi",
+    "pairwise_scores",
     "pivot_scores",
     "refine",
     "relabel",
@@ -55,11 +71,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .cluster import camera_weights, cluster_per_camera, cluster_stats, dbscan_cluster, infomap_cluster, suggest_eps
-    from .metrics import cluster_report
+    from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
     from .neighbors import jaccard_distance, knn
     from .pivots import pivot_scores, select_pivots
     from .refine import RefineResult, refine, relabel
-    from .retrieval import evaluate_retrieval
+    from .retrieval import Protocol, RetrievalResult, evaluate_retrieval
     from .schedules import get_schedule
     from .synthetic import make_camera_biased
 

@@ -69,7 +69,7 @@ def check_cameras(x: Any, name: str = "cams", *, n: int | None = None) -> np.nda
     """Factorise any per-sample hashable camera ids into int64 codes 0..C-1."""
     arr = to_numpy(x, name)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one camera per sample), got shape {arr.shape}")
+        raise ValueError(f"{name} must be 1-D (one value per sample), got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name} must have length {n} (one per sample), got {arr.shape[0]}")
     if arr.dtype.kind == "f" and arr.size and not np.all(np.isfinite(arr)):
