@@ -15,13 +15,10 @@ Usage: python benchmarks/bench_metrics.py [--quick]
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-import tracemalloc
 from collections import defaultdict
 
 import numpy as np
+from _common import machine, measure, parser, table
 from sklearn.metrics.cluster import pair_confusion_matrix
 
 from labelrefine.metrics import cluster_report
@@ -59,42 +56,33 @@ def reference_bcubed(true: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     return precision / len(t), recall / len(t)
 
 
-def measure(fn, repeats: int) -> tuple[float, float, object]:
-    """Median seconds over repeats, tracemalloc peak MiB of one extra call, and the result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    tracemalloc.start()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return statistics.median(times), peak / 2**20, result
+HEADERS = ["N", "seconds (median)", "peak MiB (tracemalloc)", "ref pairwise s", "ratio", "ref BCubed s", "ratio"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (< 60 s)")
-    args = parser.parse_args()
-    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
-    repeats = 3 if args.quick else 5
-
-    print("| N | seconds | peak MiB (tracemalloc) | ref pairwise s | ratio | ref BCubed s | ratio |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+def cluster_report_rows(sizes: list[int], repeats: int) -> list[list[str]]:
+    """One table row per N: cluster_report against the references, results asserted equal."""
+    rows = []
     for n in sizes:
         true, pred = make_data(n)
         secs, peak, report = measure(lambda t=true, p=pred: cluster_report(t, p), repeats)
         ref_secs, _, (p, r) = measure(lambda t=true, q=pred: reference_pairwise(t, q), repeats)
         assert np.isclose(p, report.pairwise_precision) and np.isclose(r, report.pairwise_recall)
-        row = f"| {n:,} | {secs:.4f} | {peak:.1f} | {ref_secs:.4f} | {ref_secs / secs:.1f} |"
+        row = [f"{n:,}", f"{secs:.4f}", f"{peak:.1f}", f"{ref_secs:.4f}", f"{ref_secs / secs:.1f}x"]
         if n <= 100_000:
             bc_secs, _, (bp, br) = measure(lambda t=true, q=pred: reference_bcubed(t, q), 1)
             assert np.isclose(bp, report.bcubed_precision) and np.isclose(br, report.bcubed_recall)
-            row += f" {bc_secs:.3f} | {bc_secs / secs:.1f} |"
+            row += [f"{bc_secs:.3f}", f"{bc_secs / secs:.1f}x"]
         else:
-            row += " - | - |"
-        print(row, flush=True)
+            row += ["-", "-"]
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    print(f"cluster_report on {machine()}\n")
+    print(table(HEADERS, cluster_report_rows(sizes, args.repeats)))
 
 
 if __name__ == "__main__":

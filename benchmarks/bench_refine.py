@@ -1,4 +1,4 @@
-"""refine() given a kNN graph at N = 1e4, 1e5, 1e6 (k = 15), against a per-sample loop.
+"""refine() given a kNN graph at N = 1e4, 1e5, 1e6 (k = 15), against a per-sample loop; then cluster_report.
 
 Usage: python benchmarks/bench_refine.py [--quick] [--repeats 3]
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 from _common import machine, measure, parser, table
+from bench_metrics import HEADERS as REPORT_HEADERS
+from bench_metrics import cluster_report_rows
 
 from labelrefine import refine
 
@@ -66,6 +68,8 @@ def main() -> None:
     print(f"refine(knn=graph, k=15, p=1) on {machine()}\n")
     headers = ["N", "seconds (median)", "peak MiB beyond inputs", "input MiB", "loop seconds", "speed-up"]
     print(table(headers, rows))
+    print("\ncluster_report(true, pred) against scikit-learn's pair_confusion_matrix and a BCubed loop\n")
+    print(table(REPORT_HEADERS, cluster_report_rows(sizes, args.repeats)))
 
 
 if __name__ == "__main__":
