@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# The function refine shares its name with the module labelrefine.refine. Importing it eagerly binds
+# the package attribute to the function for good; loaded lazily, a later `import labelrefine.refine`
+# would rebind it to the module. The module needs only numpy, so this costs little.
+from .refine import RefineResult, refine, relabel
+
 _EXPORTS = {
-    "refine": "refine",
-    "RefineResult": "refine",
-    "relabel": "refine",
     "pivot_scores": "pivots",
     "select_pivots": "pivots",
     "knn": "neighbors",
@@ -74,7 +76,6 @@ if TYPE_CHECKING:
     from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
     from .neighbors import jaccard_distance, knn
     from .pivots import pivot_scores, select_pivots
-    from .refine import RefineResult, refine, relabel
     from .retrieval import Protocol, RetrievalResult, evaluate_retrieval
     from .schedules import get_schedule
     from .synthetic import make_camera_biased

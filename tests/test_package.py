@@ -26,8 +26,15 @@ def test_import_does_not_load_torch_faiss_or_infomap():
 def test_public_names_resolve():
     for name in labelrefine.__all__:
         assert getattr(labelrefine, name) is not None
+    assert set(labelrefine.__all__) == set(labelrefine._EXPORTS) | {"RefineResult", "refine", "relabel", "__version__"}
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         labelrefine.nope  # noqa: B018
+
+
+def test_refine_stays_the_function_after_its_module_is_imported():
+    code = "import labelrefine.refine, labelrefine.cluster; from labelrefine import refine; print(callable(refine))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
 
 
 def test_missing_optional_dependency_names_the_extra():
