@@ -1,0 +1,99 @@
+"""Error messages of the recipe's run-time layer: devices, processes, run folders, checkpoints, plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("yaml")
+
+from labelrefine.recipes._models import build_encoder  # noqa: E402
+from labelrefine.recipes._runtime import Session  # noqa: E402
+from labelrefine.recipes.calr import (  # noqa: E402
+    EvalConfig,
+    InterConfig,
+    evaluate,
+    plot_runs,
+    resolve_config,
+    spawn,
+    train_inter,
+    train_intra,
+)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logger():
+    logger = logging.getLogger("labelrefine.recipes.calr")
+    logger.propagate = False
+    yield
+    logger.propagate = True
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_requested_without_cuda(tmp_path):
+    with pytest.raises(ValueError, match="device must be available: device='cuda' but torch sees no CUDA device"):
+        with Session(InterConfig(device="cuda", run_dir=str(tmp_path))):
+            pass
+
+
+def test_identities_per_step_must_split_over_the_processes(tmp_path):
+    session = Session(InterConfig(device="cpu", run_dir=str(tmp_path)))  # 16 identities per step
+    session.world_size = 3
+    with pytest.raises(ValueError, match="16 identities per step must split evenly over the 3 processes"):
+        session._setup_device(torch)
+
+
+def test_configs_of_the_wrong_stage_are_rejected():
+    with pytest.raises(TypeError, match="config must be an InterConfig, got IntraConfig"):
+        train_inter(resolve_config("intra"))
+    with pytest.raises(TypeError, match="config must be an IntraConfig, got InterConfig"):
+        train_intra(resolve_config("inter"))
+    with pytest.raises(TypeError, match="config must be an EvalConfig, got InterConfig"):
+        evaluate(resolve_config("inter"))
+
+
+def test_resuming_a_run_of_the_other_stage(tmp_path):
+    sets = {
+        "run_dir": str(tmp_path),
+        "synth_ids": "20",
+        "synth_cams": "2",
+        "epochs": "1",
+        "iters_per_epoch": "1",
+        "progress": "false",
+    }
+    train_intra(resolve_config("intra", preset="synthetic", sets=sets))
+    (tmp_path / "config.yaml").unlink()  # so that the stage check, not the config comparison, speaks
+    inter = resolve_config("inter", preset="synthetic", sets={**sets, "local_labels": str(tmp_path)})
+    with pytest.raises(ValueError, match="holds a 'intra' run, not a 'inter' run"):
+        train_inter(inter, resume=True)
+
+
+def test_evaluation_needs_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*checkpoint.pt"):
+        evaluate(EvalConfig(dataset="synthetic", backbone="mlp", run_dir=str(tmp_path), progress=False))
+
+
+def test_missing_pretrained_file(tmp_path):
+    config = resolve_config("inter", preset="synthreid", sets={"pretrained": str(tmp_path / "w.pth")})
+    with pytest.raises(FileNotFoundError, match="pretrained file not found: .*w.pth"):
+        build_encoder(config)
+
+
+def test_plot_errors(tmp_path):
+    with pytest.raises(ValueError, match="run_dirs must name at least one run folder"):
+        plot_runs([])
+    with pytest.raises(FileNotFoundError, match="has no log.jsonl"):
+        plot_runs([tmp_path])
+    (tmp_path / "log.jsonl").write_text(json.dumps({"stage": "intra", "epoch": 0}) + "\n")
+    with pytest.raises(ValueError, match="has no stage-2 \\(inter\\) records to plot"):
+        plot_runs([tmp_path])
+
+
+def test_spawn_arguments():
+    with pytest.raises(ValueError, match="stage must be 'intra' or 'inter', got 'eval'"):
+        spawn("eval", InterConfig(), 2)
+    with pytest.raises(ValueError, match="nprocs must be a positive integer, got 0"):
+        spawn("inter", InterConfig(), 0)

@@ -1,0 +1,116 @@
+"""The CALR recipe end to end on SynthReID images with the tiny CNN, through the command line (CPU)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("yaml")
+pytest.importorskip("infomap")
+pytest.importorskip("PIL")
+
+from labelrefine.recipes._runtime import read_log  # noqa: E402
+from labelrefine.recipes.calr import main  # noqa: E402
+
+TINY = [
+    "--set",
+    "synthreid_ids=12",
+    "--set",
+    "synthreid_cams=3",
+    "--set",
+    "epochs=1",
+    "--set",
+    "iters_per_epoch=2",
+    "--set",
+    "batch_size=8",
+    "--set",
+    "num_instances=2",
+    "--set",
+    "cnn_width=4",
+    "--set",
+    "num_threads=1",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logger():
+    logger = logging.getLogger("labelrefine.recipes.calr")
+    logger.propagate = False
+    yield
+    logger.propagate = True
+
+
+def test_both_stages_eval_plot_and_import_on_synthreid(tmp_path, capsys):
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    intra = ["intra", "--preset", "synthreid", "--data-root", str(data), "--run-dir", str(runs / "intra"), *TINY]
+    assert main(intra) == 0
+    assert (data / "SynthReID" / "bounding_box_train").is_dir()  # generated on first use
+    with np.load(runs / "intra" / "local_labels.npz") as saved:
+        keys, labels = saved["keys"], saved["labels"]
+    assert all(str(k).endswith(".jpg") for k in keys) and (labels >= 0).any()
+    assert len(read_log(runs / "intra")) == 3  # 3 cameras x 1 epoch
+
+    inter = ["inter", "--preset", "synthreid", "--data-root", str(data), "--run-dir", str(runs / "inter"), *TINY]
+    assert main([*inter, "--local-labels", str(runs / "intra")]) == 0
+    record = read_log(runs / "inter")[0]
+    assert {"mAP", "rank1", "n_clusters", "discard_ratio", "loss"} <= set(record)
+    assert 0.0 <= record["mAP"] <= 1.0
+
+    capsys.readouterr()
+    assert main(["eval", "--run-dir", str(runs / "inter"), "--device", "cpu", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    saved = json.loads((runs / "inter" / "eval.json").read_text())
+    assert f"mAP={saved['mAP']:.4f}" in out
+    assert saved["mAP"] == pytest.approx(record["mAP"], abs=1e-6)  # the same checkpoint, evaluated again
+
+    assert main(["plot", str(runs / "inter")]) == 0
+    assert (runs / "inter" / "plots" / "fig6.png").stat().st_size > 1000
+
+    # the authors' per-camera (path, label, camera) files -> local_labels.npz
+    authors = tmp_path / "authors"
+    authors.mkdir()
+    for cam in range(3):
+        rows = [
+            (str(k), str(int(v)), str(cam))
+            for k, v in zip(keys, labels, strict=True)
+            if f"_c{cam + 1}s" in str(k) and v >= 0
+        ]
+        np.save(authors / f"cam{cam}.npy", np.array(rows))
+    out_file = tmp_path / "imported.npz"
+    imp = ["import-local", str(authors), "--preset", "synthreid", "--data-root", str(data), "-o", str(out_file)]
+    assert main([*imp, "--set", "synthreid_ids=12", "--set", "synthreid_cams=3"]) == 0
+    with np.load(out_file) as imported:
+        got = imported["labels"]
+    # same partition as stage 1 (ids renumbered per camera file)
+    pairs = {(int(a), int(b)) for a, b in zip(labels, got, strict=True)}
+    assert len({a for a, _ in pairs}) == len(pairs) == len({b for _, b in pairs})
+
+
+def test_resume_on_the_command_line_reads_the_saved_config(tmp_path, capsys):
+    data, run = tmp_path / "data", tmp_path / "run"
+    args = [
+        "inter",
+        "--preset",
+        "synthreid",
+        "--data-root",
+        str(data),
+        "--run-dir",
+        str(run),
+        *TINY,
+        "--no-refine",
+        "--set",
+        "epochs=2",
+    ]
+    assert main([*args, "--set", "stop_after_epoch=0"]) == 0
+    assert "continue it with --resume" in capsys.readouterr().err
+    assert main(["inter", "--run-dir", str(run), "--resume", "--no-progress"]) == 0
+    assert [r["epoch"] for r in read_log(run)] == [0, 1]
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err

@@ -1,0 +1,313 @@
+"""The CALR recipe end to end on camera-biased synthetic features with an MLP backbone (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("yaml")
+pytest.importorskip("infomap")
+
+from labelrefine.metrics import cluster_report  # noqa: E402
+from labelrefine.recipes._data import build_data, synthetic_splits  # noqa: E402
+from labelrefine.recipes._runtime import read_log  # noqa: E402
+from labelrefine.recipes._train import _global_batches  # noqa: E402
+from labelrefine.recipes.calr import (  # noqa: E402
+    RunInterrupted,
+    import_authors_local_labels,
+    load_local_labels,
+    main,
+    plot_runs,
+    resolve_config,
+    save_local_labels,
+    train_inter,
+    train_intra,
+)
+from labelrefine.retrieval import evaluate_retrieval  # noqa: E402
+
+QUIET = {"progress": "false"}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logger():
+    logger = logging.getLogger("labelrefine.recipes.calr")
+    logger.propagate = False
+    yield
+    logger.propagate = True
+
+
+def _intra(run_dir, **sets):
+    values = {"run_dir": str(run_dir), **QUIET, "epochs": "2", **{k: str(v) for k, v in sets.items()}}
+    return resolve_config("intra", preset="synthetic", sets=values)
+
+
+def _inter(run_dir, local, **sets):
+    values = {"run_dir": str(run_dir), "local_labels": str(local), **QUIET, **{k: str(v) for k, v in sets.items()}}
+    return resolve_config("inter", preset="synthetic", sets=values)
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calr")
+    logging.getLogger("labelrefine.recipes.calr").propagate = False
+    config = _intra(root / "intra")
+    return root, config, train_intra(config)
+
+
+# ---------------------------------------------------------------------------------------- stage 1
+
+
+def test_stage1_writes_local_labels_and_the_run_folder(stage1):
+    root, config, result = stage1
+    run = root / "intra"
+    for name in ("config.yaml", "env.json", "log.jsonl", "train.log", "checkpoint.pt", "local_labels.npz"):
+        assert (run / name).is_file(), name
+    data = build_data(config)
+    with np.load(run / "local_labels.npz") as saved:
+        np.testing.assert_array_equal(saved["labels"], result.labels)
+        np.testing.assert_array_equal(saved["keys"], data.train_keys)
+        np.testing.assert_array_equal(saved["cams"], data.train_cams)
+    # local labels: one camera per local cluster (checked by a loop over the clusters)
+    for label in np.unique(result.labels[result.labels >= 0]):
+        assert np.unique(data.train_cams[result.labels == label]).size == 1
+    assert cluster_report(data.train_pids, result.labels).pairwise_precision > 0.8
+    env = json.loads((run / "env.json").read_text())
+    assert env["world_size"] == 1 and env["per_device_batch"] == env["global_batch"] == config.batch_size
+    assert env["seed"] == config.seed and "torch" in env["versions"] and env["device"] == "cpu"
+    records = read_log(run)
+    assert len(records) == data.num_cams * config.epochs
+    assert {"camera", "epoch", "n_clusters", "loss", "quality"} <= set(records[0])
+    assert "final" in records[config.epochs - 1] and "stage: intra" in (run / "config.yaml").read_text()
+    assert "camera 1/" in (run / "train.log").read_text()
+
+
+def test_synthetic_splits_match_their_definition():
+    config = resolve_config("inter", preset="synthetic", sets={"synth_ids": "30", "synth_cams": "3"})
+    s = synthetic_splits(config)
+    from labelrefine.synthetic import make_camera_biased
+
+    full = make_camera_biased(
+        n_ids=30,
+        n_cams=3,
+        dim=config.synth_dim,
+        family_size=config.synth_family_size,
+        camera_strength=config.synth_camera_strength,
+        noise=config.synth_noise,
+        seed=0,
+    )
+    seen, query, gallery, train = set(), [], [], []
+    for i, (pid, cam) in enumerate(zip(full.pids.tolist(), full.cams.tolist(), strict=True)):
+        if pid < 15:
+            train.append(i)
+        elif (pid, cam) not in seen:
+            seen.add((pid, cam))
+            query.append(i)
+        else:
+            gallery.append(i)
+    for name, index in (("train", train), ("query", query), ("gallery", gallery)):
+        np.testing.assert_array_equal(s[f"{name}_feats"], full.feats[index])
+        np.testing.assert_array_equal(s[f"{name}_pids"], full.pids[index])
+
+
+def test_global_batches_do_not_depend_on_the_number_of_processes():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(-1, 12, size=200)
+    cams = rng.integers(0, 4, size=200)
+    config = resolve_config(
+        "inter", preset="synthetic", sets={"batch_size": "32", "num_instances": "4", "iters_per_epoch": "7"}
+    )
+    one = _global_batches(labels, cams, config, 1, seed=5)
+    two = _global_batches(labels, cams, config, 2, seed=5)
+    assert one.shape == (7, 32)
+    np.testing.assert_array_equal(one, two)
+    for row in one:  # P runs of K indices, one cluster per run, never an outlier
+        runs = labels[row].reshape(8, 4)
+        assert (runs >= 0).all() and (runs == runs[:, :1]).all() and np.unique(runs[:, 0]).size == 8
+    few = np.where(labels > 4, -1, labels)  # 5 clusters: P shrinks to a multiple of the world size
+    assert _global_batches(few, cams, config, 2, seed=5).shape == (7, 16)
+    assert _global_batches(np.full(200, -1), cams, config, 1, seed=5) is None
+
+
+# ---------------------------------------------------------------------------------------- stage 2
+
+
+def _untrained_map(config):
+    s = synthetic_splits(config)
+    result = evaluate_retrieval(
+        s["query_feats"], s["gallery_feats"], s["query_pids"], s["gallery_pids"], s["query_cams"], s["gallery_cams"]
+    )
+    return result.mAP
+
+
+def test_stage2_improves_map_over_the_untrained_features_and_plots(stage1):
+    root, _, _ = stage1
+    config = _inter(root / "inter", root / "intra", epochs=4)
+    result = train_inter(config)
+    untrained = _untrained_map(config)
+    assert result.metrics["mAP"] > untrained + 0.1, (result.metrics["mAP"], untrained)
+    records = result.history
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    keys = {
+        "n_clusters",
+        "n_outliers",
+        "discard_ratio",
+        "p",
+        "loss",
+        "loss_inter",
+        "loss_domain",
+        "mAP",
+        "rank1",
+        "rank5",
+        "rank10",
+        "lr",
+        "cacl",
+    }
+    assert keys <= set(records[-1])
+    assert set(records[0]["quality"]) == {"global", "local", "refined"}
+    assert records[0]["p"] == 1.0 and records[-1]["p"] < 1.0  # the authors' cosine decay
+    assert [r["cacl"] for r in records] == [False, False, True, True]  # warm-up of 2 epochs
+    png = plot_runs([root / "inter"])
+    assert png == root / "inter" / "plots" / "fig6.png" and png.stat().st_size > 1000
+    assert main(["plot", str(root / "inter"), "-o", str(root / "both.png")]) == 0
+
+
+def test_refinement_raises_the_precision_of_the_training_labels(stage1):
+    root, _, _ = stage1
+    precision = {}
+    for refine in (True, False):
+        config = _inter(root / f"refine-{refine}", root / "intra", epochs=3, align="false", refine=refine)
+        records = train_inter(config).history
+        precision[refine] = np.mean([r["quality"]["refined"]["pairwise_precision"] for r in records])
+    assert precision[True] > precision[False] + 0.05, precision
+
+
+def test_ablation_switches_run(stage1, tmp_path):
+    root, _, _ = stage1
+    config = _inter(
+        tmp_path / "ablation",
+        "per-camera",
+        epochs=1,
+        iters_per_epoch=3,
+        clustering="dbscan",
+        grl_schedule="dann",
+        align_epochs="null",
+        pivots="reference",
+        cacl_warmup=0,
+        eval_every=0,
+    )
+    result = train_inter(config)
+    record = result.history[0]
+    assert record["n_clusters_global"] > 0 and "mAP" in record  # the last epoch is always evaluated
+    assert (tmp_path / "ablation" / "local_labels.npz").is_file()
+    none = _inter(
+        tmp_path / "none", root / "intra", epochs=1, iters_per_epoch=2, refine="false", align="false", cacl="false"
+    )
+    record = train_inter(none).history[0]
+    assert record["discard_ratio"] == 0.0 and record["loss_domain"] == 0.0 and "local" not in record["quality"]
+
+
+def test_missing_stage1_labels_are_explained(tmp_path):
+    config = resolve_config("inter", preset="synthetic", sets={"run_dir": str(tmp_path / "x" / "inter"), **QUIET})
+    with pytest.raises(FileNotFoundError, match="refine=True needs stage-1 local labels.*--local-labels per-camera"):
+        train_inter(config)
+
+
+# ---------------------------------------------------------------------------------------- resume
+
+
+def _tensors_equal(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_after_kill_gives_the_uninterrupted_result(stage1, tmp_path):
+    root, _, _ = stage1
+    common = {"epochs": 3, "deterministic": "true", "cacl_warmup": 1}
+    train_inter(_inter(tmp_path / "straight", root / "intra", **common))
+    killed = _inter(tmp_path / "killed", root / "intra", stop_after_epoch=0, **common)
+    with pytest.raises(RunInterrupted, match="after epoch 0"):
+        train_inter(killed)
+    assert len(read_log(tmp_path / "killed")) == 1
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_inter(killed)
+    with pytest.raises(ValueError, match="config differs from the run being resumed.*beta"):
+        train_inter(_inter(tmp_path / "killed", root / "intra", beta=0.5, **common), resume=True)
+    train_inter(_inter(tmp_path / "killed", root / "intra", **common), resume=True)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    _tensors_equal(a["encoder"], b["encoder"])
+    _tensors_equal(a["classifier"], b["classifier"])
+    _tensors_equal(a["memory"], b["memory"])
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in read_log(tmp_path / "straight")]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in read_log(tmp_path / "killed")]
+
+
+def test_stage1_resume_after_kill_gives_the_uninterrupted_labels(tmp_path):
+    common = {"synth_ids": 40, "synth_cams": 3, "deterministic": "true", "iters_per_epoch": 4}
+    straight = train_intra(_intra(tmp_path / "straight", **common))
+    with pytest.raises(RunInterrupted):
+        train_intra(_intra(tmp_path / "killed", stop_after_epoch=2, **common))  # camera 2, epoch 1 of 2
+    resumed = train_intra(_intra(tmp_path / "killed", **common), resume=True)
+    np.testing.assert_array_equal(straight.labels, resumed.labels)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    _tensors_equal(a["encoder"], b["encoder"])
+    assert len(read_log(tmp_path / "killed")) == 6
+
+
+# ---------------------------------------------------------------------------------------- local labels I/O
+
+
+def test_authors_local_labels_match_a_loop(tmp_path):
+    rng = np.random.default_rng(1)
+    keys = np.array([f"/data/market/bounding_box_train/{i:04d}_c{i % 3 + 1}s1_{i:06d}_01.jpg" for i in range(60)])
+    expected = np.full(60, -1)
+    offset = 0
+    for cam in range(3):  # one file per camera, rows in a random order, a few images left out
+        members = [i for i in range(60) if i % 3 == cam and rng.random() > 0.2]
+        local = rng.integers(0, 5, size=len(members))
+        rows = [
+            (f"bounding_box_train/{keys[i].rsplit('/', 1)[1]}", int(lab), cam)
+            for i, lab in zip(members, local, strict=True)
+        ]
+        rows = [rows[j] for j in rng.permutation(len(rows))]
+        np.save(tmp_path / f"cam{cam}.npy", np.array(rows))
+        for i, lab in zip(members, local, strict=True):
+            expected[i] = lab + offset
+        offset = max(offset, int(local.max()) + offset + 1)
+    got = import_authors_local_labels(tmp_path, keys)
+    np.testing.assert_array_equal(got, expected)
+    path = save_local_labels(tmp_path / "out" / "local_labels.npz", got, keys, np.arange(60) % 3)
+    shuffled = rng.permutation(60)
+    np.testing.assert_array_equal(load_local_labels(path, keys[shuffled]), got[shuffled])
+    np.testing.assert_array_equal(load_local_labels(path.parent, np.char.replace(keys, "/data", "/mnt")), got)
+
+
+def test_local_label_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="local_labels file not found"):
+        load_local_labels(tmp_path / "nope.npz", ["a"])
+    path = save_local_labels(tmp_path / "l.npz", [0, 1], ["a.jpg", "b.jpg"], [0, 0])
+    with pytest.raises(ValueError, match="none of its 2 keys matches a training image"):
+        load_local_labels(path, ["c.jpg"])
+    np.save(tmp_path / "bad.npy", np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"must hold an \(n, 3\) array of \(path, label, camera\) rows"):
+        import_authors_local_labels(tmp_path / "bad.npy", ["a"])
+    np.save(tmp_path / "text.npy", np.array([("a.jpg", "x", "0")]))
+    with pytest.raises(ValueError, match="the label column must hold integers"):
+        import_authors_local_labels(tmp_path / "text.npy", ["a.jpg"])
+    with pytest.raises(FileNotFoundError, match="no .npy files"):
+        import_authors_local_labels(_empty(tmp_path), ["a"])
+    with pytest.raises(ValueError, match="keys must have one entry per label"):
+        save_local_labels(tmp_path / "x.npz", [0, 1], ["a"], [0, 0])
+
+
+def _empty(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    return folder
