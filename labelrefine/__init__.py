@@ -22,6 +22,7 @@ _EXPORTS = {
     "select_pivots": "pivots",
     "knn": "neighbors",
     "jaccard_distance": "neighbors",
+    "knn_search": "neighbors",
     "infomap_cluster": "cluster",
     "dbscan_cluster": "cluster",
     "cluster_per_camera": "cluster",
@@ -61,6 +62,7 @@ __all__ = [
     "infomap_cluster",
     "jaccard_distance",
     "knn",
+    "knn_search",
     "make_camera_biased",
     "nmi",
     "pairwise_scores",
@@ -74,7 +76,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .cluster import camera_weights, cluster_per_camera, cluster_stats, dbscan_cluster, infomap_cluster, suggest_eps
     from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
-    from .neighbors import jaccard_distance, knn
+    from .neighbors import jaccard_distance, knn, knn_search
     from .pivots import pivot_scores, select_pivots
     from .retrieval import Protocol, RetrievalResult, evaluate_retrieval
     from .schedules import get_schedule

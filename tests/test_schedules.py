@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -39,7 +40,7 @@ def test_values_in_unit_interval_start_first_and_monotone(name, total, start, en
     values = [schedule(epoch, total) for epoch in range(total + 5)]
     assert all(0.0 <= v <= 1.0 for v in values)
     assert values[0] == pytest.approx(start)
-    steps = [b - a for a, b in zip(values, values[1:])]
+    steps = [b - a for a, b in itertools.pairwise(values)]
     direction = 1 if end >= start else -1
     assert all(direction * s >= -1e-12 for s in steps), "schedules move monotonically from start to end"
 
