@@ -283,10 +283,11 @@ def cluster_per_camera(
             local = infomap_cluster(knn(x[members], min(k, n_c)), min_sim=min_sim)
         else:
             cam_k1 = min(k1, n_c - 1)
-            jaccard = jaccard_distance(x[members], k1=cam_k1, k2=min(k2, cam_k1))
-            if method == "dbscan":
+            if method == "dbscan":  # pairs farther than eps never matter to DBSCAN
+                jaccard = jaccard_distance(x[members], k1=cam_k1, k2=min(k2, cam_k1), max_distance=eps)
                 local = dbscan_cluster(jaccard, eps=eps)
             else:
+                jaccard = jaccard_distance(x[members], k1=cam_k1, k2=min(k2, cam_k1))
                 local = _agglomerative(jaccard, max(1, n_c // images_per_cluster), linkage)
         labels[members] = np.where(local >= 0, local + next_id, -1)
         next_id += int(local.max()) + 1 if (local >= 0).any() else 0

@@ -177,3 +177,13 @@ def test_infomap_survives_faiss_imported_in_the_same_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "3"
+
+
+def test_dbscan_on_jaccard_kept_within_eps_equals_dbscan_on_all_pairs():
+    from labelrefine.neighbors import jaccard_distance
+
+    data = make_camera_biased(n_ids=40, n_cams=3, seed=4)
+    full = dbscan_cluster(jaccard_distance(data.feats, k1=15, k2=4), eps=0.5)
+    within = dbscan_cluster(jaccard_distance(data.feats, k1=15, k2=4, max_distance=0.5), eps=0.5)
+    np.testing.assert_array_equal(full, within)
+    assert (full >= 0).any()

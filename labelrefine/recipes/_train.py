@@ -554,7 +554,8 @@ def _pseudo_labels(
         global_labels = infomap_cluster((graph[0][:, : k + 1], graph[1][:, : k + 1]), min_sim=config.min_sim)
     else:
         k1 = min(config.k1, n)
-        jaccard = jaccard_distance(feats, knn=graph, k1=k1, k2=min(config.k2, k1))
+        # pairs farther than eps never matter to DBSCAN: storing only those within it bounds memory
+        jaccard = jaccard_distance(feats, knn=graph, k1=k1, k2=min(config.k2, k1), max_distance=config.eps)
         global_labels = dbscan_cluster(jaccard, eps=config.eps, min_samples=config.min_samples)
     stats: dict[str, Any] = {"n_clusters_global": len(np.unique(global_labels[global_labels >= 0]))}
     refined = global_labels
