@@ -123,7 +123,7 @@ def pivot_scores(
     >>> indices = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]])
     >>> distances = np.array([[0.0, 0.1, 0.3], [0.0, 0.1, 0.2], [0.0, 0.2, 0.3]])
     >>> pivot_scores(knn=(indices, distances), k=2).round(3)
-    array([3.333, 4.167, 3.333])
+    array([5.333, 5.833, 4.5  ])
     """
     rule = check_choice(rule, "rule", ("paper", "reference"))
     if rule == "paper":

@@ -375,9 +375,11 @@ class InterConfig(_Common):
     instances, 200 iterations per epoch, a CaCL warm-up of 10 epochs (our default; the paper
     warms up but we state the number here).
 
+    It has all fields of :class:`IntraConfig` up to ``stop_after_epoch``, with stage-2
+    defaults, and the following.
+
     Parameters
     ----------
-    (all of :class:`IntraConfig` up to ``stop_after_epoch``, with stage-2 defaults), and
     clustering : {"infomap", "dbscan"}
         ``"dbscan"`` on the sparse k-reciprocal Jaccard distance is the Cluster-Contrast baseline.
     k, min_sim : int, float
