@@ -91,10 +91,10 @@ def _plot(named: dict[str, np.ndarray], rows: list[list[str]], path: Path) -> No
         values = [float(row[1 + columns.index(m)]) for m in metrics]
         ax.bar(np.arange(len(metrics)) + (offset - (len(named) - 1) / 2) * width, values, width, label=row[0])
     ax.set_xticks(np.arange(len(metrics)), metrics)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)  # headroom for the legend above the bars
     ax.set_ylabel("score")
     ax.set_title("Cluster quality of global, local and refined labels")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", ncol=len(named), frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
