@@ -335,12 +335,7 @@ class ClusterMemory(nn.Module):
         TypeError
             If ``feats`` is not floating point or ``targets`` not integer.
         """
-        feats = _check_feats(feats)
-        self._check_device(feats)
-        targets = _check_targets(targets, feats.shape[0]).to(feats.device)
-        _check_range(targets, self.num_clusters)
-        if feats.shape[1] != self.num_features:
-            raise ValueError(f"feats must have {self.num_features} columns, got {feats.shape[1]}")
+        feats, targets = self._checked_batch(feats, targets)
         dtype = torch.promote_types(torch.promote_types(feats.dtype, self.features.dtype), torch.float32)
         with torch.autocast(device_type=feats.device.type, enabled=False):
             q = F.normalize(feats.to(dtype), dim=1)
@@ -350,6 +345,16 @@ class ClusterMemory(nn.Module):
             w = self.cluster_weights.to(dtype)[targets.clamp_min(0)] * valid.to(dtype)
             total = w.sum()
             return (w * ce).sum() / total.clamp_min(torch.finfo(dtype).tiny)
+
+    def _checked_batch(self, feats: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The checks shared by forward and update; targets moved to the features' device."""
+        feats = _check_feats(feats)
+        self._check_device(feats)
+        targets = _check_targets(targets, feats.shape[0]).to(feats.device)
+        _check_range(targets, self.num_clusters)
+        if feats.shape[1] != self.num_features:
+            raise ValueError(f"feats must have {self.num_features} columns, got {feats.shape[1]}")
+        return feats, targets
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()
@@ -373,12 +378,7 @@ class ClusterMemory(nn.Module):
         TypeError
             If ``feats`` is not floating point or ``targets`` not integer.
         """
-        feats = _check_feats(feats)
-        self._check_device(feats)
-        targets = _check_targets(targets, feats.shape[0]).to(feats.device)
-        _check_range(targets, self.num_clusters)
-        if feats.shape[1] != self.num_features:
-            raise ValueError(f"feats must have {self.num_features} columns, got {feats.shape[1]}")
+        feats, targets = self._checked_batch(feats, targets)
         if is_distributed():
             feats = all_gather_tensor(feats.detach())
             targets = all_gather_tensor(targets)
