@@ -1,9 +1,9 @@
-"""Benchmark of labelrefine.neighbors: knn and the sparse k-reciprocal Jaccard distance.
+"""Benchmark of the clustering layer: knn, the sparse k-reciprocal Jaccard distance, Infomap and DBSCAN.
 
 Usage::
 
-    python benchmarks/bench_neighbors.py            # Market-1501 / MSMT17 / 200k sizes (minutes)
-    python benchmarks/bench_neighbors.py --quick    # small sizes, under a minute
+    python benchmarks/bench_cluster.py            # Market-1501 / MSMT17 / 200k sizes (minutes)
+    python benchmarks/bench_cluster.py --quick    # small sizes, under a minute
 
 Every measurement runs in a fresh subprocess on synthetic camera-biased identity features
 (float32, unit length, generated in the worker before timing; the features and, for Jaccard, the
@@ -132,6 +132,16 @@ def reference_jaccard(x: np.ndarray, rank: np.ndarray, k1: int, k2: int) -> np.n
 # ----------------------------------------------------------------------------------------------
 
 
+def dense_dbscan(jaccard, eps: float) -> np.ndarray:
+    """The Cluster-Contrast baseline: DBSCAN on the dense N x N Jaccard matrix."""
+    from sklearn.cluster import DBSCAN
+
+    stored = jaccard.tocoo()
+    dense = np.ones(jaccard.shape, dtype=np.float32)
+    dense[stored.row, stored.col] = stored.data
+    return DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(dense)
+
+
 def _rss_now() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MiB
@@ -142,12 +152,13 @@ def _max_rss() -> float:
 
 
 def worker(spec: dict) -> dict:
+    from labelrefine.cluster import dbscan_cluster, infomap_cluster
     from labelrefine.neighbors import jaccard_distance, knn
 
     x = make_features(spec["n"], spec["dim"], spec["per_id"], spec["n_cams"])
     k1, k2 = spec["k1"], spec["k2"]
     graph = None
-    if spec["task"] in ("jaccard", "jaccard_ref"):
+    if spec["task"] in ("jaccard", "jaccard_ref", "infomap", "dbscan", "dbscan_ref"):
         graph_file = spec["graph_file"]
         graph = (np.load(graph_file + ".idx.npy"), np.load(graph_file + ".dist.npy"))
 
@@ -159,6 +170,14 @@ def worker(spec: dict) -> dict:
         run = lambda: jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=spec.get("max_distance"))  # noqa: E731
     elif spec["task"] == "jaccard_ref":
         run = lambda: reference_jaccard(x, graph[0], k1, k2)  # noqa: E731
+    elif spec["task"] == "infomap":
+        run = lambda: infomap_cluster((graph[0][:, :16], graph[1][:, :16]), min_sim=0.5)  # noqa: E731
+    elif spec["task"] == "dbscan":  # what an epoch of the Cluster-Contrast baseline does after the kNN
+        run = lambda: dbscan_cluster(  # noqa: E731
+            jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=0.6), eps=0.6
+        )
+    elif spec["task"] == "dbscan_ref":
+        run = lambda: dense_dbscan(jaccard_distance(x, knn=graph, k1=k1, k2=k2), eps=0.6)  # noqa: E731
     elif spec["task"] == "graph":
         idx, dist = knn(x, k1)
         np.save(spec["graph_file"] + ".idx.npy", idx)
@@ -181,6 +200,13 @@ def worker(spec: dict) -> dict:
         dense = np.ones(out.shape, dtype=np.float32)
         dense[ours.row, ours.col] = ours.data
         extra["max_abs_diff"] = float(np.abs(dense - out).max())
+    elif spec["task"] in ("infomap", "dbscan"):
+        extra["clusters"] = int(out.max()) + 1
+    elif spec["task"] == "dbscan_ref":
+        from sklearn.metrics import adjusted_rand_score
+
+        ours = dbscan_cluster(jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=0.6), eps=0.6)
+        extra["same_partition"] = bool(adjusted_rand_score(out, ours) == 1.0 and ((out < 0) == (ours < 0)).all())
     elif spec["task"] == "knn_ref":
         extra["same_neighbours"] = float(np.mean(knn(x, k1)[0][:, 1:] == out[0][:, 1:]))
     del out
@@ -308,6 +334,31 @@ def main() -> None:
                     f"{fmt(ref.get('seconds') if max_distance is None else None)} | "
                     f"{fmt(ref.get('rss_mib') if max_distance is None else None, 0)} | "
                     f"{fmt(ref.get('max_abs_diff') if max_distance is None else None, 7)} | {fmt(ratio, 1)} |",
+                    flush=True,
+                )
+
+    print("\n## Clustering one epoch from the kNN graph\n")
+    print("infomap_cluster: the first 16 columns of the graph, min_sim=0.5. dbscan: jaccard_distance with")
+    print("max_distance=eps=0.6, then dbscan_cluster; reference: DBSCAN on the dense N x N Jaccard matrix.\n")
+    print("| data | N | D | method | seconds | peak MiB (RSS) | clusters | reference s | same partition | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    cluster_cases = jac_cases[:1] if args.quick else [*jac_cases[:2], ("200k", 200_000, 256, msmt, False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, n, dim, data, with_ref in cluster_cases:
+            graph_file = os.path.join(tmp, f"graph_{n}_{dim}")
+            spec = {"n": n, "dim": dim, **data, "k1": k1, "k2": k2, "graph_file": graph_file, "trace": False}
+            measure({**spec, "task": "graph", "repeats": 1})
+            for method in ("infomap", "dbscan") if n < 100_000 else ("dbscan",):
+                res = measure({**spec, "task": method, "repeats": 1 if n > 20000 else repeats})
+                ref = measure({**spec, "task": "dbscan_ref", "repeats": 1}) if with_ref and method == "dbscan" else {}
+                if "error" in res:
+                    print(f"| {name} | {n} | {dim} | {method} | error: {res['error']} | | | | | |")
+                    continue
+                ratio = ref["seconds"] / res["seconds"] if "seconds" in ref else None
+                print(
+                    f"| {name} | {n} | {dim} | {method} | {fmt(res['seconds'])} | {fmt(res['rss_mib'], 0)} | "
+                    f"{res['clusters']} | {fmt(ref.get('seconds'))} | {ref.get('same_partition', 'n/a')} | "
+                    f"{fmt(ratio, 1)} |",
                     flush=True,
                 )
 
