@@ -277,7 +277,7 @@ def main() -> None:
             ("200k", 200_000, 256, msmt, False),
         ]
 
-    print(f"# labelrefine.neighbors benchmark ({os.cpu_count()} CPUs, kNN backend {backend}, k1={k1}, k2={k2})\n")
+    print(f"# labelrefine clustering benchmark ({os.cpu_count()} CPUs, kNN backend {backend}, k1={k1}, k2={k2})\n")
     print("## knn(feats, k=30): exact cosine kNN graph\n")
     print("Reference: full N x N similarity matrix and a full argsort per row (same neighbours: fraction")
     print("of the k-1 non-self columns identical to labelrefine's, ties and rounding aside).\n")
