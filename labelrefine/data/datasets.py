@@ -51,6 +51,20 @@ _MARKET_PATTERN = r"^(?P<pid>-?\d+)_c(?P<cam>\d+)"
 _DEFAULT_FOLDER_PATTERN = r"(?P<pid>-?\d+)_c(?P<cam>\d+)"
 
 
+def check_camera_indices(cams: Any, *, per: str) -> np.ndarray:
+    """1-D non-negative integer camera indices (``per`` names the item in the 1-D message)."""
+    cams = to_numpy(cams, "cams")
+    if cams.size == 0:
+        cams = cams.astype(np.int64)
+    if cams.ndim != 1:
+        raise ValueError(f"cams must be 1-D (one camera per {per}), got shape {cams.shape}")
+    if cams.dtype == bool or not np.issubdtype(cams.dtype, np.integer):
+        raise TypeError(f"cams must hold 0-based integer camera indices, got dtype {cams.dtype}")
+    if cams.size and cams.min() < 0:
+        raise ValueError(f"cams must be >= 0 (0-based camera indices), got minimum {cams.min()}")
+    return cams
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
@@ -103,15 +117,7 @@ class Split:
         if paths.dtype.kind not in "UO":
             raise TypeError(f"paths must hold strings, got dtype {paths.dtype}")
         pids = check_labels(self.pids, "pids")
-        cams = to_numpy(self.cams, "cams")
-        if cams.size == 0:
-            cams = cams.astype(np.int64)
-        if cams.ndim != 1:
-            raise ValueError(f"cams must be 1-D (one camera per image), got shape {cams.shape}")
-        if cams.dtype == bool or not np.issubdtype(cams.dtype, np.integer):
-            raise TypeError(f"cams must hold 0-based integer camera indices, got dtype {cams.dtype}")
-        if cams.size and cams.min() < 0:
-            raise ValueError(f"cams must be >= 0 (0-based camera indices), got minimum {cams.min()}")
+        cams = check_camera_indices(self.cams, per="image")
         check_same_length(paths=paths, pids=pids, cams=cams)
         object.__setattr__(self, "paths", _readonly(np.array(paths, dtype=str)))
         object.__setattr__(self, "pids", _readonly(np.array(pids, dtype=np.int64)))

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._optional import import_optional
 from .._validation import check_labels, check_same_length, to_numpy
-from .datasets import Split
+from .datasets import Split, check_camera_indices
 
 torch = import_optional("torch")
 
@@ -162,13 +162,7 @@ class ArrayDataset(torch.utils.data.Dataset):
         if cams is None:
             cams_arr = np.zeros(n, np.int64)
         else:
-            cams_arr = to_numpy(cams, "cams")
-            if cams_arr.ndim != 1:
-                raise ValueError(f"cams must be 1-D (one camera per sample), got shape {cams_arr.shape}")
-            if cams_arr.dtype == bool or not np.issubdtype(cams_arr.dtype, np.integer):
-                raise TypeError(f"cams must hold 0-based integer camera indices, got dtype {cams_arr.dtype}")
-            if cams_arr.size and cams_arr.min() < 0:
-                raise ValueError(f"cams must be >= 0 (0-based camera indices), got minimum {cams_arr.min()}")
+            cams_arr = check_camera_indices(cams, per="sample")
         check_same_length(data=arr, pids=pids_arr, cams=cams_arr)
         self.data = arr
         self.pids = pids_arr.astype(np.int64)  # copies: later changes by the caller do not leak in
