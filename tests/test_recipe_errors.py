@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
@@ -23,13 +22,7 @@ from labelrefine.recipes.calr import (  # noqa: E402
     train_intra,
 )
 
-
-@pytest.fixture(autouse=True)
-def _quiet_logger():
-    logger = logging.getLogger("labelrefine.recipes.calr")
-    logger.propagate = False
-    yield
-    logger.propagate = True
+pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -39,12 +38,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _quiet_logger():
-    logger = logging.getLogger("labelrefine.recipes.calr")
-    logger.propagate = False
-    yield
-    logger.propagate = True
+pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
 
 
 def test_both_stages_eval_plot_and_import_on_synthreid(tmp_path, capsys):

@@ -32,12 +32,7 @@ from labelrefine.retrieval import evaluate_retrieval  # noqa: E402
 QUIET = {"progress": "false"}
 
 
-@pytest.fixture(autouse=True)
-def _quiet_logger():
-    logger = logging.getLogger("labelrefine.recipes.calr")
-    logger.propagate = False
-    yield
-    logger.propagate = True
+pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
 
 
 def _intra(run_dir, **sets):
