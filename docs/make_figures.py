@@ -59,7 +59,7 @@ def embedding_figure(path: Path) -> None:
     from sklearn.manifold import TSNE
 
     plt = _pyplot()
-    data = make_camera_biased(n_ids=60, n_cams=4, seed=3)
+    data = make_camera_biased(n_ids=60, n_cams=4, rng=3)
     views = {
         "raw features (camera-biased)": data.feats,
         "after removing each camera's mean": align_cameras(data.feats, data.cams),

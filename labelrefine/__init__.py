@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # The function refine shares its name with the module labelrefine.refine. Importing it eagerly binds
 # the package attribute to the function for good; loaded lazily, a later `import labelrefine.refine`
 # would rebind it to the module. The module needs only numpy, so this costs little.
-from .refine import RefineResult, refine, relabel
+from .refine import RefineResult, refine, refine_with_pivots, relabel
 
 _EXPORTS = {
     "pivot_scores": "pivots",
@@ -68,6 +68,7 @@ __all__ = [
     "pairwise_scores",
     "pivot_scores",
     "refine",
+    "refine_with_pivots",
     "relabel",
     "select_pivots",
     "suggest_eps",

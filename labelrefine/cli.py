@@ -12,6 +12,7 @@ import numpy as np
 
 from ._optional import import_optional
 from .io import load_array, save_array
+from .pivots import PIVOT_RULES
 
 __all__ = ["format_table", "main"]
 
@@ -54,18 +55,24 @@ def _demo(args: argparse.Namespace) -> int:
     from .synthetic import make_camera_biased
 
     start = time.perf_counter()
-    data = make_camera_biased(args.ids, args.cams, seed=args.seed)
+    data = make_camera_biased(
+        args.ids, args.cams, images_per_camera=tuple(args.images), camera_strength=args.camera_strength, rng=args.seed
+    )
     graph = knn(data.feats, args.k + 1)  # one graph serves clustering and refinement
     global_labels = infomap_cluster(graph, min_sim=args.min_sim)
     local_labels = cluster_per_camera(data.feats, data.cams)
-    result = refine(global_labels, local_labels, data.cams, knn=graph, k=args.k, p=args.p, rng=args.seed)
+    result = refine(
+        global_labels, local_labels, data.cams, knn=graph, k=args.k, p=args.p, rule=args.rule, rng=args.seed
+    )
     elapsed = time.perf_counter() - start
 
     print(
         f"Synthetic camera-biased set: {len(data)} images of {args.ids} identities in {args.cams} cameras "
-        f"(seed {args.seed}).\nGlobal labels: Infomap on the k={args.k} cosine kNN graph (min_sim={args.min_sim}); "
-        f"local labels: per-camera Jaccard + average-linkage clustering;\nrefined: refine(p={args.p}, pivots='camera') "
-        f"with {result.n_pivots} pivots. Pairwise precision/recall over clustered samples.\n"
+        f"(camera strength {args.camera_strength}, seed {args.seed}).\n"
+        f"Global labels: Infomap on the k={args.k} cosine kNN graph (min_sim={args.min_sim}); "
+        f"local labels: per-camera Jaccard + average-linkage clustering;\n"
+        f"refined: refine(p={args.p}, rule='{args.rule}') with {result.n_pivots} pivots. "
+        "Pairwise precision/recall over clustered samples.\n"
     )
     named = {"global": global_labels, "local": local_labels, "refined": result.labels}
     rows = _report_rows(named, data.pids, {"refined": result.n_discarded})
@@ -116,7 +123,7 @@ def _refine(args: argparse.Namespace) -> int:
     if args.knn_indices:
         graph = (load_array(args.knn_indices, "--knn-indices"), load_array(args.knn_distances, "--knn-distances"))
     result = refine(
-        global_labels, local_labels, cams, feats, knn=graph, k=args.k, p=args.p, pivots=args.pivots, rng=args.seed
+        global_labels, local_labels, cams, feats, knn=graph, k=args.k, p=args.p, rule=args.rule, rng=args.seed
     )
     save_array(args.output, result.labels)
     print(f"{result!r}\nRefined labels written to {args.output}")
@@ -144,9 +151,14 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="refine labels on generated camera-biased data and print cluster quality")
     demo.add_argument("--ids", type=int, default=200, help="identities (default 200)")
     demo.add_argument("--cams", type=int, default=6, help="cameras (default 6)")
+    demo.add_argument("--images", type=int, nargs=2, default=[4, 16], metavar=("LOW", "HIGH"),
+                      help="images of one identity in one camera, inclusive range (default 4 16)")
+    demo.add_argument("--camera-strength", type=float, default=0.7,
+                      help="camera bias: norm of each camera's feature offset (default 0.7)")
     demo.add_argument("--k", type=int, default=15, help="neighbours of the kNN graph (default 15)")
     demo.add_argument("--min-sim", type=float, default=0.6, help="Infomap edge similarity threshold (default 0.6)")
     demo.add_argument("--p", type=float, default=1.0, help="discard probability (default 1.0)")
+    demo.add_argument("--rule", default="linked", help=f"refinement rule: {', '.join(PIVOT_RULES)} (default linked)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--plot", metavar="FILE", help="also save the table as a bar chart (needs matplotlib)")
     demo.set_defaults(run=_demo)
@@ -160,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--knn-distances", metavar="FILE", help="precomputed kNN cosine distances (N, k+1)")
     ref.add_argument("--k", type=int, default=15, help="neighbours in the pivot score (default 15)")
     ref.add_argument("--p", type=float, default=1.0, help="discard probability (default 1.0)")
-    ref.add_argument("--pivots", default="camera", help="pivot rule: camera, cluster or reference")
+    ref.add_argument("--rule", default="linked", help=f"refinement rule: {', '.join(PIVOT_RULES)} (default linked)")
     ref.add_argument("--seed", type=int, default=None, help="random seed for p < 1")
     ref.add_argument("--output", "-o", required=True, metavar="FILE", help="where to write the refined labels")
     ref.set_defaults(run=_refine)

@@ -90,7 +90,7 @@ def infomap_cluster(
     --------
     >>> from labelrefine.neighbors import knn
     >>> from labelrefine.synthetic import make_camera_biased
-    >>> data = make_camera_biased(n_ids=10, n_cams=2, camera_strength=0.0, seed=0)
+    >>> data = make_camera_biased(n_ids=10, n_cams=2, camera_strength=0.0, rng=0)
     >>> labels = infomap_cluster(knn(data.feats, 6), min_sim=0.5)
     >>> labels.shape == data.pids.shape
     True
@@ -257,7 +257,7 @@ def cluster_per_camera(
     Examples
     --------
     >>> from labelrefine.synthetic import make_camera_biased
-    >>> data = make_camera_biased(n_ids=20, n_cams=3, seed=0)
+    >>> data = make_camera_biased(n_ids=20, n_cams=3, rng=0)
     >>> local = cluster_per_camera(data.feats, data.cams, k1=10, k2=3)
     >>> bool(all(len(set(data.cams[local == c])) == 1 for c in set(local.tolist()) - {-1}))
     True

@@ -17,10 +17,11 @@ from ._validation import (
     to_numpy,
 )
 
-__all__ = ["PIVOT_RULES", "pivot_scores", "select_pivots"]
+__all__ = ["PIVOT_RULES", "neighbours_without_self", "pivot_scores", "select_pivots"]
 
-PivotRule = Literal["camera", "cluster", "reference"]
-PIVOT_RULES: tuple[str, ...] = ("camera", "cluster", "reference")
+PivotRule = Literal["linked", "all", "camera", "cluster", "reference"]
+PIVOT_RULES: tuple[str, ...] = ("linked", "all", "camera", "cluster", "reference")
+ScoreFormula = Literal["eq4", "reference"]
 
 # Distances slightly below 0 come from float rounding of 1 - cos; anything below this is a caller error.
 _NEGATIVE_TOLERANCE = 1e-3
@@ -28,8 +29,8 @@ _NEGATIVE_TOLERANCE = 1e-3
 _EPS = 1e-12
 
 
-def _graph(feats: Any, knn: Any, k: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kNN graph from exactly one of ``feats`` / ``knn``, checked."""
+def graph_from(feats: Any, knn: Any, k: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kNN graph from exactly one of ``feats`` / ``knn``, checked (``n_columns`` when computed)."""
     if (feats is None) == (knn is None):
         raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
     if knn is None:
@@ -45,12 +46,12 @@ def _graph(feats: Any, knn: Any, k: int, n_columns: int) -> tuple[np.ndarray, np
     return indices, distances
 
 
-def _distances_without_self(indices: np.ndarray, distances: np.ndarray, k: int) -> np.ndarray:
-    """Distances to the first k neighbours of each row other than the row's own sample."""
+def neighbours_without_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances of the first k neighbours of each row other than the row's own sample."""
     n, m = indices.shape
     is_self = indices == np.arange(n)[:, None]
-    if is_self[:, 0].all() and m > k:  # the usual layout, self first: a view, no copy
-        return distances[:, 1 : k + 1]
+    if is_self[:, 0].all() and m > k:  # the usual layout, self first: views, no copy
+        return indices[:, 1 : k + 1], distances[:, 1 : k + 1]
     n_self = is_self.sum(axis=1)
     if n_self.max() > 1:
         raise ValueError(f"knn lists sample {int(n_self.argmax())} more than once as its own neighbour")
@@ -62,7 +63,8 @@ def _distances_without_self(indices: np.ndarray, distances: np.ndarray, k: int) 
     # skip the self column where a row has one (wherever it sits), otherwise take the first k
     self_at = np.where(n_self > 0, is_self.argmax(axis=1), m)[:, None]
     columns = np.arange(k)[None, :]
-    return np.take_along_axis(distances, columns + (columns >= self_at), axis=1)
+    columns = columns + (columns >= self_at)
+    return np.take_along_axis(indices, columns, axis=1), np.take_along_axis(distances, columns, axis=1)
 
 
 def _eq4(distances: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
@@ -80,7 +82,7 @@ def pivot_scores(
     *,
     knn: tuple[Any, Any] | None = None,
     k: int = 15,
-    rule: Literal["paper", "reference"] = "paper",
+    formula: ScoreFormula = "eq4",
     min_sim: float = 0.5,
 ) -> np.ndarray:
     """Neighbourhood density scores of paper Eq. 4.
@@ -97,14 +99,14 @@ def pivot_scores(
         present or not (as returned by :func:`labelrefine.neighbors.knn`, which puts it first).
     k : int, default 15
         Number of neighbours, ``2 <= k < N``.
-    rule : {"paper", "reference"}, default "paper"
-        ``"paper"``: the k nearest neighbours other than ``i`` itself; ``mean(dist)`` is the
+    formula : {"eq4", "reference"}, default "eq4"
+        ``"eq4"``: the k nearest neighbours other than ``i`` itself; ``mean(dist)`` is the
         mean of those N x k distances. ``"reference"``: what the authors' released code does:
         the first k columns of the graph *including* the sample itself, ``mean(dist)`` over
         that whole (N, k) matrix, and each row's sum stops at the first neighbour whose
         similarity ``1 - dist`` is below ``min_sim``.
     min_sim : float, default 0.5
-        Similarity cut-off of the ``"reference"`` rule; ignored by ``"paper"``.
+        Similarity cut-off of the ``"reference"`` formula; ignored by ``"eq4"``.
 
     Returns
     -------
@@ -125,14 +127,14 @@ def pivot_scores(
     >>> pivot_scores(knn=(indices, distances), k=2).round(3)
     array([5.333, 5.833, 4.5  ])
     """
-    rule = check_choice(rule, "rule", ("paper", "reference"))
-    if rule == "paper":
-        indices, distances = _graph(feats, knn, k, n_columns=k + 1)
-        return _eq4(_distances_without_self(indices, distances, k))
+    formula = check_choice(formula, "formula", ("eq4", "reference"))
+    if formula == "eq4":
+        indices, distances = graph_from(feats, knn, k, n_columns=k + 1)
+        return _eq4(neighbours_without_self(indices, distances, k)[1])
     min_sim = check_probability(min_sim, "min_sim")
-    indices, distances = _graph(feats, knn, k, n_columns=k)
+    indices, distances = graph_from(feats, knn, k, n_columns=k)
     if distances.shape[1] < k:
-        raise ValueError(f"knn has {distances.shape[1]} columns; the reference rule with k={k} needs at least {k}")
+        raise ValueError(f"knn has {distances.shape[1]} columns; the reference formula with k={k} needs at least {k}")
     distances = distances[:, :k]
     # leading run of neighbours with similarity >= min_sim: the authors' loop breaks at the first one below
     return _eq4(distances, counted=np.logical_and.accumulate(1.0 - distances >= min_sim, axis=1))
@@ -143,7 +145,7 @@ def select_pivots(
     global_labels: Any,
     cams: Any,
     *,
-    rule: PivotRule = "camera",
+    rule: PivotRule = "linked",
 ) -> np.ndarray:
     """Choose pivots among samples whose score is above the mean score.
 
@@ -155,9 +157,12 @@ def select_pivots(
         Global cluster ids, -1 = outlier (outliers are never pivots).
     cams : array-like of shape (N,)
         Camera of each sample (any hashable ids).
-    rule : {"camera", "cluster", "reference"}, default "camera"
-        ``"camera"``: in each (global cluster, camera) group, the eligible member with the
-        highest score (ties: lowest index). ``"cluster"``: one pivot per global cluster, the
+    rule : {"linked", "all", "camera", "cluster", "reference"}, default "linked"
+        ``"linked"`` and ``"all"``: every eligible sample is a pivot, the paper's sentence taken
+        literally ("we select samples with score higher than the mean of all score values as
+        the pivots", Sec. III-C); the two differ in what a pivot vouches for, see
+        :func:`labelrefine.refine`. ``"camera"``: in each (global cluster, camera) group, the
+        eligible member with the highest score (ties: lowest index). ``"cluster"``: one pivot per global cluster, the
         eligible member with the highest score. ``"reference"``: one pivot per global
         cluster, the *last* eligible member in sample order (the authors' released code).
 
@@ -168,7 +173,7 @@ def select_pivots(
 
     Examples
     --------
-    >>> select_pivots([3.0, 1.0, 2.5, 0.1], [0, 0, 0, 0], ["a", "a", "b", "b"])
+    >>> select_pivots([3.0, 1.0, 2.5, 0.1], [0, 0, 0, 0], ["a", "a", "b", "b"], rule="camera")
     array([0, 2])
     >>> select_pivots([3.0, 1.0, 2.5, 0.1], [0, 0, 0, 0], ["a", "a", "b", "b"], rule="reference")
     array([2])
@@ -185,6 +190,8 @@ def select_pivots(
     if n == 0:
         return np.empty(0, dtype=np.int64)
     eligible = np.flatnonzero((scores > scores.mean()) & (labels >= 0))
+    if rule in ("linked", "all"):
+        return eligible
     # Sort each group's eligible members best first and keep the first of each group. lexsort is
     # stable and `eligible` ascends, so equal scores keep the lowest index first.
     groups = [labels[eligible], cam_codes[eligible]] if rule == "camera" else [labels[eligible]]

@@ -7,10 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_rng, check_cameras, check_choice, check_labels, check_probability, check_same_length
-from .pivots import PIVOT_RULES, PivotRule, pivot_scores, select_pivots
+from ._validation import (
+    as_rng,
+    check_cameras,
+    check_choice,
+    check_int,
+    check_labels,
+    check_probability,
+    check_same_length,
+    to_numpy,
+)
+from .pivots import PIVOT_RULES, PivotRule, graph_from, neighbours_without_self, pivot_scores, select_pivots
 
-__all__ = ["RefineResult", "refine", "relabel"]
+__all__ = ["RefineResult", "refine", "refine_with_pivots", "relabel"]
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -101,15 +110,18 @@ def refine(
     knn: tuple[Any, Any] | None = None,
     k: int = 15,
     p: float = 1.0,
-    pivots: PivotRule = "camera",
+    rule: PivotRule = "linked",
+    link_k: int | None = None,
     min_sim: float = 0.5,
     rng: int | np.random.Generator | None = None,
 ) -> RefineResult:
     """Refine global pseudo labels with camera-local ones (CALR, paper Eq. 4-5).
 
-    For each pivot ``i`` of camera ``c`` in global cluster ``G``, every member of ``G`` from
-    camera ``c`` that is not in ``i``'s local cluster (local label -1 included) becomes -1,
-    each independently with probability ``p``. Members from other cameras are untouched.
+    Samples are grouped by (global cluster, camera). Pivots are chosen among the samples whose
+    Eq. 4 score is above the mean score (``rule`` says which); in a group that holds a pivot,
+    every member whose local cluster holds no pivot of the group (local label -1 included)
+    becomes -1, each independently with probability ``p``. Members from other cameras, groups
+    without a pivot and global outliers are untouched. Labels only ever move to -1.
 
     Parameters
     ----------
@@ -133,10 +145,22 @@ def refine(
     p : float in [0, 1], default 1.0
         Discard probability (decay it over epochs with :mod:`labelrefine.schedules`). ``p = 0``
         returns the labels unchanged; ``p = 1`` is deterministic.
-    pivots : {"camera", "cluster", "reference"}, default "camera"
-        Pivot rule, see :func:`select_pivots`. ``"camera"`` refines every (cluster, camera)
-        group with an eligible member; ``"cluster"`` one camera group per cluster;
-        ``"reference"`` reproduces the authors' released code (its scores, its pivot choice).
+    rule : {"linked", "all", "camera", "cluster", "reference"}, default "linked"
+        Which samples are pivots and what they vouch for. ``"all"``: every sample above the
+        mean score is a pivot (paper Sec. III-C taken literally); a member is kept when its
+        local cluster holds a pivot of its group. ``"linked"`` (default): as ``"all"``, and a
+        local cluster is also kept when one of its members and a member of a kept local
+        cluster of the same group are mutual nearest neighbours (each among the other's first
+        ``link_k`` neighbours): stage-1 local clusters are fragments of identities, and this
+        joins a fragment to its neighbour instead of cutting it. ``"camera"``: one pivot per
+        group, the best score. ``"cluster"``: one pivot per global cluster, the best score,
+        refining its camera only. ``"reference"``: the authors' released code (its scores,
+        its pivot choice, see :func:`select_pivots`). The choice is measured in
+        ``benchmarks/refine_quality.py`` (docs: "Choosing a pivot rule").
+    link_k : int, optional
+        Neighbours (other than the sample) in which the ``"linked"`` rule looks for mutual
+        neighbours, ``1 <= link_k <= k``; default ``min(10, k)`` (the value measured in
+        ``benchmarks/refine_quality.py``). Ignored by the other rules.
     min_sim : float, default 0.5
         Similarity cut-off of the ``"reference"`` score; ignored by the other rules.
     rng : int, numpy.random.Generator or None
@@ -151,44 +175,119 @@ def refine(
     ------
     ValueError, TypeError
         On mismatched lengths, non-integer or 2-D labels, NaN features, ``p`` outside
-        [0, 1], ``k`` out of range, an unknown pivot rule, or both/neither of ``feats``/``knn``.
+        [0, 1], ``k`` or ``link_k`` out of range, an unknown rule, or both/neither of
+        ``feats``/``knn``.
+
+    See Also
+    --------
+    refine_with_pivots : the Eq. 5 step with pivots of your own.
 
     Examples
     --------
     >>> import numpy as np
     >>> from labelrefine import refine
     >>> from labelrefine.synthetic import make_camera_biased
-    >>> data = make_camera_biased(n_ids=20, n_cams=3, seed=0)
+    >>> data = make_camera_biased(n_ids=20, n_cams=3, rng=0)
     >>> result = refine(data.pids, data.local_labels, data.cams, data.feats, k=5)
     >>> bool((result.labels[~result.discarded] == data.pids[~result.discarded]).all())
     True
     """
     g = check_labels(global_labels, "global_labels")
+    rule = check_choice(rule, "rule", PIVOT_RULES)
+    indices, distances = graph_from(feats, knn, k, n_columns=k if rule == "reference" else k + 1)
+    if indices.shape[0] != g.shape[0]:
+        source = "knn" if feats is None else "feats"
+        raise ValueError(f"{source} must have {g.shape[0]} rows (one per sample), got {indices.shape[0]}")
+    formula = "reference" if rule == "reference" else "eq4"
+    scores = pivot_scores(knn=(indices, distances), k=k, formula=formula, min_sim=min_sim)
+    cam_codes = check_cameras(cams, "cams", n=g.shape[0])
+    chosen = select_pivots(scores, g, cam_codes, rule=rule)
+    links = None
+    if rule == "linked":
+        link_k = min(10, k) if link_k is None else check_int(link_k, "link_k", low=1, high=k)
+        links = neighbours_without_self(indices, distances, link_k)[0]
+    return refine_with_pivots(g, local_labels, cam_codes, chosen, links=links, p=p, rng=rng, scores=scores)
+
+
+def refine_with_pivots(
+    global_labels: Any,
+    local_labels: Any,
+    cams: Any,
+    pivots: Any,
+    *,
+    links: Any = None,
+    p: float = 1.0,
+    rng: int | np.random.Generator | None = None,
+    scores: Any = None,
+) -> RefineResult:
+    """The refinement step of paper Eq. 5, with pivots chosen by the caller.
+
+    Samples are grouped by (global cluster, camera). A group that holds a pivot whose local
+    label is not -1 is *refined*: each of its members whose local cluster holds no pivot of the
+    group (local label -1 included) becomes -1, independently with probability ``p``. Groups
+    without such a pivot, global outliers and the other cameras' members are left as they are.
+    With one pivot per group this is Eq. 5, ``G_k^c ∩ L_i ∪ (G_k \\ G_k^c)``; with several, a
+    member is kept when any pivot of its group vouches for it.
+
+    Parameters
+    ----------
+    global_labels, local_labels, cams : array-like of shape (N,)
+        As in :func:`refine`.
+    pivots : array-like of int
+        Indices of the pivots (any order; global outliers among them vouch for nothing).
+    links : array-like of int, shape (N, m), optional
+        Each sample's nearest neighbours, the sample itself excluded. When given, a local
+        cluster that holds no pivot is kept too when one of its members and a member of a
+        pivot's local cluster in the same group are mutual neighbours (each in the other's
+        row), the ``"linked"`` rule of :func:`refine`.
+    p : float in [0, 1], default 1.0
+        Discard probability; ``p = 0`` returns the labels unchanged, ``p = 1`` is deterministic.
+    rng : int, numpy.random.Generator or None
+        Source of the discard draws (one uniform draw per candidate, in sample order).
+    scores : array-like of shape (N,), optional
+        Scores the pivots were chosen by, stored in the result; NaN when not given.
+
+    Returns
+    -------
+    RefineResult
+
+    Examples
+    --------
+    >>> result = refine_with_pivots([0, 0, 0, 0, 1], [5, 5, 6, 7, 8], ["a", "a", "a", "b", "a"], [0])
+    >>> result.labels
+    array([ 0,  0, -1,  0,  1])
+    """
+    g = check_labels(global_labels, "global_labels")
     local = check_labels(local_labels, "local_labels")
     cam_codes = check_cameras(cams, "cams")
     n = check_same_length(global_labels=g, local_labels=local, cams=cam_codes)
+    chosen = check_labels(pivots, "pivots")
+    if chosen.size and (chosen.min() < 0 or chosen.max() >= n):
+        raise ValueError(f"pivots must be sample indices in [0, {n}), got values in [{chosen.min()}, {chosen.max()}]")
+    chosen = np.unique(chosen)
     p = check_probability(p, "p")
-    rule = check_choice(pivots, "pivots", PIVOT_RULES)
     generator = as_rng(rng)
+    score_array = np.full(n, np.nan)
+    if scores is not None:
+        score_array = to_numpy(scores, "scores").astype(np.float64)  # a copy: the result is frozen
+        if score_array.shape != (n,):
+            raise ValueError(f"scores must have shape ({n},) (one per sample), got {score_array.shape}")
 
-    scores = pivot_scores(feats, knn=knn, k=k, rule="reference" if rule == "reference" else "paper", min_sim=min_sim)
-    if scores.shape[0] != n:
-        source = "knn" if feats is None else "feats"
-        raise ValueError(f"{source} must have {n} rows (one per sample), got {scores.shape[0]}")
-    chosen = select_pivots(scores, g, cam_codes, rule=rule)
-
-    # Each clustered sample finds the pivot of its group: (cluster, camera) for "camera", its cluster otherwise.
+    # Dense codes of (cluster, camera) groups and of local clusters; -1 stays -1.
     clustered = g >= 0
-    cluster = relabel(g)
     n_cams = int(cam_codes.max()) + 1 if n else 1
-    key = cluster * n_cams + cam_codes if rule == "camera" else cluster
     group = np.full(n, -1, dtype=np.int64)
-    group[clustered] = np.unique(key[clustered], return_inverse=True)[1].reshape(-1)
-    pivot_of_group = np.full(int(group.max()) + 2, -1, dtype=np.int64)  # last slot: group -1 has no pivot
-    pivot_of_group[group[chosen]] = chosen
-    pivot_of = pivot_of_group[group]
-    has_pivot = pivot_of >= 0
-    candidate = has_pivot & (cam_codes == cam_codes[pivot_of]) & (local[pivot_of] >= 0) & (local != local[pivot_of])
+    group[clustered] = np.unique(relabel(g)[clustered] * n_cams + cam_codes[clustered], return_inverse=True)[1]
+    local_code = relabel(local)
+    vouching = chosen[(group[chosen] >= 0) & (local_code[chosen] >= 0)]
+    refined_group = np.zeros(int(group.max()) + 2, dtype=bool)  # last slot: group -1 is never refined
+    refined_group[group[vouching]] = True
+    # local ids are unique per camera, so (group, local cluster) pairs name the vouched local clusters
+    pair = group * (int(local_code.max()) + 2) + local_code
+    vouched = np.isin(pair, pair[vouching]) & (local_code >= 0)
+    if links is not None:
+        vouched = _join_linked(links, group, pair, vouched, refined_group, local_code >= 0)
+    candidate = refined_group[group] & ~vouched
     discarded = candidate.copy()
     if p < 1.0:
         idx = np.flatnonzero(candidate)
@@ -198,6 +297,30 @@ def refine(
         labels=_frozen(labels),
         discarded=_frozen(discarded),
         pivots=_frozen(chosen),
-        scores=_frozen(scores),
+        scores=_frozen(score_array),
         p=p,
     )
+
+
+def _join_linked(
+    links: Any, group: np.ndarray, pair: np.ndarray, vouched: np.ndarray, refined: np.ndarray, local_ok: np.ndarray
+) -> np.ndarray:
+    """``vouched`` grown by every local cluster joined to a vouched one of its group through mutual neighbours."""
+    n = group.shape[0]
+    neighbours = to_numpy(links, "links")
+    if neighbours.ndim != 2 or neighbours.shape[0] != n or neighbours.dtype.kind not in "iu":
+        raise ValueError(f"links must be an integer array of shape ({n}, m), got {neighbours.dtype} {neighbours.shape}")
+    if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= n):
+        raise ValueError(f"links must hold sample indices in [0, {n}), got [{neighbours.min()}, {neighbours.max()}]")
+    # mutual-neighbour edges (a, b) inside refined groups, found once
+    rows = np.flatnonzero(refined[group] & local_ok)
+    row_of, column = np.nonzero(group[neighbours[rows]] == group[rows, None])
+    a, b = rows[row_of], neighbours[rows[row_of], column]
+    mutual = (neighbours[b] == a[:, None]).any(axis=1)
+    a, b = a[mutual], b[mutual]
+    # grow until no edge joins an unvouched local cluster to a vouched one: a few rounds, one per link in a chain
+    while True:
+        joined = a[vouched[b] & ~vouched[a]]
+        if joined.size == 0:
+            return vouched
+        vouched = vouched | (np.isin(pair, pair[joined]) & local_ok)

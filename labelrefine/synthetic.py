@@ -16,7 +16,7 @@ import numpy as np
 
 from ._validation import as_rng, check_int, check_probability
 
-__all__ = ["SyntheticReID", "make_camera_biased", "noisy_local_labels"]
+__all__ = ["SyntheticReID", "fragment_local_labels", "make_camera_biased", "merge_look_alikes", "noisy_local_labels"]
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,18 @@ class SyntheticReID:
     cams : numpy.ndarray of int64
         Camera of each sample.
     local_labels : numpy.ndarray of int64
-        Per-camera labels from a noisy copy of the truth (see :func:`noisy_local_labels`).
+        Per-camera labels made from the truth: fragmented (:func:`fragment_local_labels`),
+        impure (:func:`merge_look_alikes`), then noisy (:func:`noisy_local_labels`).
+    families : numpy.ndarray of int64
+        Look-alike family of each sample's identity (identities of one family share most of
+        their appearance).
     """
 
     feats: np.ndarray
     pids: np.ndarray
     cams: np.ndarray
     local_labels: np.ndarray
+    families: np.ndarray
 
     def __len__(self) -> int:
         return int(self.pids.shape[0])
@@ -58,10 +63,13 @@ def make_camera_biased(
     family_spread: float = 1.0,
     camera_strength: float = 0.6,
     noise: float = 0.25,
+    local_fragments: int = 1,
+    local_cluster_size: float | None = None,
+    local_impurity: float = 0.0,
     local_noise: float = 0.05,
-    seed: int | np.random.Generator | None = 0,
+    rng: int | np.random.Generator | None = 0,
 ) -> SyntheticReID:
-    """Generate camera-biased features with ground-truth identities and cameras.
+    """Generate camera-biased features with ground-truth identities, cameras and local labels.
 
     Parameters
     ----------
@@ -78,12 +86,26 @@ def make_camera_biased(
     family_spread : float, default 1.0
         How far identities of one family are from their family's centre (0 = identical).
     camera_strength : float, default 0.6
-        Norm of each camera's offset, relative to the unit-norm appearance vectors.
+        Norm of each camera's offset, relative to the unit-norm appearance vectors: the camera
+        bias. Around 0.6 and above, clustering all cameras together merges look-alikes seen by
+        one camera.
     noise : float, default 0.25
         Standard deviation of the per-image noise (over all dimensions together).
+    local_fragments : int, default 1
+        Local clusters per identity-in-camera (at most one per image), see
+        :func:`fragment_local_labels`. 1 = one local cluster per identity-in-camera.
+    local_cluster_size : float, optional
+        Instead of ``local_fragments``: split each identity-in-camera of ``n`` images into
+        ``ceil(n / local_cluster_size)`` local clusters. ``local_cluster_size=5`` with a few
+        dozen images per identity-in-camera mimics the paper's stage 1 (agglomerative
+        clustering with ``n_images / 5`` clusters per camera, which yields local clusters of 2 to
+        6 images, so one person in one camera spans several of them).
+    local_impurity : float in [0, 1), default 0.0
+        Fraction of the local clusters that hold two look-alike identities of the same camera,
+        see :func:`merge_look_alikes`.
     local_noise : float in [0, 1], default 0.05
         Error rate of the local labels, see :func:`noisy_local_labels`.
-    seed : int, numpy.random.Generator or None, default 0
+    rng : int, numpy.random.Generator or None, default 0
         Randomness.
 
     Returns
@@ -92,7 +114,7 @@ def make_camera_biased(
 
     Examples
     --------
-    >>> data = make_camera_biased(n_ids=10, n_cams=3, seed=1)
+    >>> data = make_camera_biased(n_ids=10, n_cams=3, rng=1)
     >>> data.feats.shape[1], int(data.pids.max()) + 1, sorted(set(data.cams.tolist()))
     (32, 10, [0, 1, 2])
     """
@@ -100,57 +122,199 @@ def make_camera_biased(
     n_cams = check_int(n_cams, "n_cams", low=2)
     dim = check_int(dim, "dim", low=2)
     family_size = check_int(family_size, "family_size", low=1)
+    if not isinstance(images_per_camera, (tuple, list)) or len(images_per_camera) != 2:
+        raise TypeError(f"images_per_camera must be a pair (low, high) of integers, got {images_per_camera!r}")
     low, high = (check_int(v, "images_per_camera", low=1) for v in images_per_camera)
     if low > high:
         raise ValueError(f"images_per_camera must be (low, high) with low <= high, got {images_per_camera}")
     for name, value in (("family_spread", family_spread), ("camera_strength", camera_strength), ("noise", noise)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    rng = as_rng(seed)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+            raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    generator = as_rng(rng)
 
-    families = _normalise(rng.normal(size=(-(-n_ids // family_size), dim)))
-    own = _normalise(rng.normal(size=(n_ids, dim)))
-    appearance = _normalise(families[np.arange(n_ids) // family_size] + family_spread * own)
-    cam_offsets = camera_strength * _normalise(rng.normal(size=(n_cams, dim)))
+    families = _normalise(generator.normal(size=(-(-n_ids // family_size), dim)))
+    own = _normalise(generator.normal(size=(n_ids, dim)))
+    family_of = np.arange(n_ids) // family_size
+    appearance = _normalise(families[family_of] + family_spread * own)
+    cam_offsets = camera_strength * _normalise(generator.normal(size=(n_cams, dim)))
 
-    n_seen = rng.integers(2, n_cams + 1, size=n_ids)
-    seen = np.argsort(rng.random((n_ids, n_cams)), axis=1).argsort(axis=1) < n_seen[:, None]
-    counts = rng.integers(low, high + 1, size=(n_ids, n_cams)) * seen
+    n_seen = generator.integers(2, n_cams + 1, size=n_ids)
+    seen = np.argsort(generator.random((n_ids, n_cams)), axis=1).argsort(axis=1) < n_seen[:, None]
+    counts = generator.integers(low, high + 1, size=(n_ids, n_cams)) * seen
     pid_grid, cam_grid = np.meshgrid(np.arange(n_ids), np.arange(n_cams), indexing="ij")
     pids = np.repeat(pid_grid.ravel(), counts.ravel())
     cams = np.repeat(cam_grid.ravel(), counts.ravel())
 
-    raw = appearance[pids] + cam_offsets[cams] + noise / np.sqrt(dim) * rng.normal(size=(pids.size, dim))
+    raw = appearance[pids] + cam_offsets[cams] + noise / np.sqrt(dim) * generator.normal(size=(pids.size, dim))
     feats = _normalise(raw).astype(np.float32)
-    local = noisy_local_labels(pids, cams, error_rate=local_noise, rng=rng)
-    return SyntheticReID(feats=feats, pids=pids.astype(np.int64), cams=cams.astype(np.int64), local_labels=local)
+    local = fragment_local_labels(pids, cams, fragments=local_fragments, cluster_size=local_cluster_size, rng=generator)
+    local = merge_look_alikes(local, pids, cams, family_of[pids], impurity=local_impurity, rng=generator)
+    local = noisy_local_labels(local, cams, error_rate=local_noise, rng=generator)
+    return SyntheticReID(
+        feats=feats,
+        pids=pids.astype(np.int64),
+        cams=cams.astype(np.int64),
+        local_labels=local,
+        families=family_of[pids].astype(np.int64),
+    )
+
+
+def _group_codes(*keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense codes 0..G-1 of the distinct rows of ``keys`` (in sorted key order), and G."""
+    if keys[0].size == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    uniques, codes = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), int(uniques.shape[0])
+
+
+def fragment_local_labels(
+    pids: np.ndarray,
+    cams: np.ndarray,
+    *,
+    fragments: int = 1,
+    cluster_size: float | None = None,
+    rng: int | np.random.Generator | None = None,
+) -> np.ndarray:
+    """Local labels that split each identity-in-camera into several local clusters.
+
+    Stage-1 clusterings cut one person seen by one camera into pieces: agglomerative clustering
+    with ``n_images / 5`` clusters per camera (the paper's setting) gives local clusters of 2 to 6
+    images. This reproduces that from the truth: the images of one identity in one camera are split
+    at random into pieces of near-equal size. (Within one identity and camera the generated
+    features are isotropic noise around one point, so a clustering's cut would be arbitrary too.)
+
+    Parameters
+    ----------
+    pids, cams : numpy.ndarray of shape (N,)
+        True identity and camera of each sample.
+    fragments : int, default 1
+        Pieces per identity-in-camera; a group of ``n < fragments`` images gets ``n``.
+    cluster_size : float, optional
+        Instead of ``fragments``: ``ceil(n / cluster_size)`` pieces for a group of ``n`` images.
+    rng : int, numpy.random.Generator or None
+        Randomness (which images share a piece).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        Local ids, unique across cameras; no -1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fragment_local_labels(np.zeros(4), np.zeros(4), fragments=2).tolist().count(0)
+    2
+    """
+    fragments = check_int(fragments, "fragments", low=1)
+    if cluster_size is not None:
+        if isinstance(cluster_size, bool) or not isinstance(cluster_size, (int, float)) or not cluster_size >= 1:
+            raise ValueError(f"cluster_size must be a number >= 1 (images per local cluster), got {cluster_size!r}")
+        if fragments != 1:
+            raise ValueError(f"give fragments or cluster_size, not both; got fragments={fragments}, {cluster_size=}")
+    generator = as_rng(rng)
+    pids, cams = np.asarray(pids), np.asarray(cams)
+    group, n_groups = _group_codes(pids, cams)
+    sizes = np.bincount(group, minlength=n_groups)
+    if cluster_size is None:
+        pieces = np.minimum(sizes, fragments)
+    else:
+        pieces = np.ceil(sizes / cluster_size).astype(np.int64)
+    order = np.lexsort((generator.random(group.size), group))
+    rank = np.empty(group.size, dtype=np.int64)
+    rank[order] = np.arange(group.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    piece = rank * pieces[group] // sizes[group]
+    first_id = np.cumsum(pieces) - pieces
+    return (first_id[group] + piece).astype(np.int64)
+
+
+def merge_look_alikes(
+    local_labels: np.ndarray,
+    pids: np.ndarray,
+    cams: np.ndarray,
+    families: np.ndarray,
+    *,
+    impurity: float = 0.1,
+    rng: int | np.random.Generator | None = None,
+) -> np.ndarray:
+    """Make a fraction of local clusters impure by merging pairs of look-alikes' clusters.
+
+    Local clusters are paired at random within each (look-alike family, camera), two clusters of
+    different identities to a pair, and pairs are merged until a fraction ``impurity`` of the
+    resulting local clusters holds two identities (fewer when a camera sees too few look-alikes).
+
+    Parameters
+    ----------
+    local_labels : numpy.ndarray of shape (N,)
+        Pure local labels (each local cluster holds one identity; -1 = not clustered).
+    pids, cams, families : numpy.ndarray of shape (N,)
+        True identity, camera and look-alike family of each sample.
+    impurity : float in [0, 1), default 0.1
+        Target fraction of impure local clusters after merging.
+    rng : int, numpy.random.Generator or None
+        Randomness.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        Local labels where merged clusters share the smaller id of the two.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> merged = merge_look_alikes([0, 0, 1, 1], [5, 5, 6, 6], [0, 0, 0, 0], [0, 0, 0, 0], impurity=0.99)
+    >>> merged.tolist()
+    [0, 0, 0, 0]
+    """
+    impurity = check_probability(impurity, "impurity")
+    if impurity >= 1.0:
+        raise ValueError(f"impurity must be below 1 (a fraction of impure local clusters), got {impurity}")
+    generator = as_rng(rng)
+    labels = np.asarray(local_labels, dtype=np.int64)
+    pids, cams, families = np.asarray(pids), np.asarray(cams), np.asarray(families)
+    clustered = np.flatnonzero(labels >= 0)
+    ids, first = np.unique(labels[clustered], return_index=True)
+    if impurity == 0.0 or ids.size < 2:
+        return labels.copy()
+    owner = clustered[first]  # one sample of each local cluster: its identity, camera and family
+    # shuffle clusters within each (family, camera) and pair neighbours 0-1, 2-3, ... of that order
+    order = np.lexsort((generator.random(ids.size), cams[owner], families[owner]))
+    group = _group_codes(families[owner][order], cams[owner][order])[0]
+    start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    position = np.arange(ids.size) - np.repeat(start, np.diff(np.r_[start, ids.size]))
+    left = np.flatnonzero((position % 2 == 0) & (np.r_[group[1:], -1] == group))
+    left = left[pids[owner][order][left] != pids[owner][order][left + 1]]  # two identities
+    n_merges = min(left.size, round(impurity * ids.size / (1 + impurity)))
+    left = generator.permutation(left)[:n_merges]
+    new_ids = ids.copy()
+    new_ids[order[left + 1]] = new_ids[order[left]] = np.minimum(ids[order[left]], ids[order[left + 1]])
+    result = labels.copy()
+    result[clustered] = new_ids[np.searchsorted(ids, labels[clustered])]
+    return result
 
 
 def noisy_local_labels(
-    pids: np.ndarray,
+    local_labels: np.ndarray,
     cams: np.ndarray,
     *,
     error_rate: float = 0.05,
     rng: int | np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Local labels from the truth with errors, as a good intra-camera model would give.
+    """Local labels with errors, as a good intra-camera model would give.
 
-    Each (identity, camera) pair gets its own local id (unique across cameras). A fraction
-    ``error_rate`` of samples is corrupted: half become -1 (not clustered), half take the
-    local label of a random sample of the same camera (a wrong merge).
+    A fraction ``error_rate`` of samples is corrupted: half become -1 (not clustered), half take
+    the local label of a random sample of the same camera (a wrong merge).
 
     Examples
     --------
     >>> import numpy as np
-    >>> noisy_local_labels(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 0]), error_rate=0.0)
+    >>> noisy_local_labels(np.array([0, 1, 2, 2]), np.array([0, 1, 0, 0]), error_rate=0.0)
     array([0, 1, 2, 2])
     """
     error_rate = check_probability(error_rate, "error_rate")
     generator = as_rng(rng)
-    pids, cams = np.asarray(pids), np.asarray(cams)
-    labels = np.unique(np.stack([pids, cams], axis=1), axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    corrupt = generator.random(pids.size) < error_rate
-    to_outlier = corrupt & (generator.random(pids.size) < 0.5)
+    labels, cams = np.asarray(local_labels, dtype=np.int64), np.asarray(cams)
+    corrupt = generator.random(labels.size) < error_rate
+    to_outlier = corrupt & (generator.random(labels.size) < 0.5)
     to_merge = np.flatnonzero(corrupt & ~to_outlier)
     # a random sample of the same camera: positions in the camera-sorted order
     by_camera = np.argsort(cams, kind="stable")

@@ -123,7 +123,7 @@ def test_cluster_per_camera_is_camera_pure_and_matches_per_camera_agglomerative(
 
     from labelrefine.neighbors import jaccard_distance
 
-    data = make_camera_biased(n_ids=30, n_cams=3, seed=2)
+    data = make_camera_biased(n_ids=30, n_cams=3, rng=2)
     local = cluster_per_camera(data.feats, data.cams, k1=10, k2=3)
     for cam in range(3):
         members = np.flatnonzero(data.cams == cam)
@@ -139,7 +139,7 @@ def test_cluster_per_camera_is_camera_pure_and_matches_per_camera_agglomerative(
 
 @pytest.mark.parametrize("method", ["dbscan", "infomap"])
 def test_cluster_per_camera_sparse_methods_are_camera_pure(method):
-    data = make_camera_biased(n_ids=30, n_cams=3, seed=2)
+    data = make_camera_biased(n_ids=30, n_cams=3, rng=2)
     local = cluster_per_camera(data.feats, data.cams, method=method, k1=10, k2=3, k=8)
     for label in set(local.tolist()) - {-1}:
         assert len(set(data.cams[local == label].tolist())) == 1
@@ -182,7 +182,7 @@ def test_infomap_survives_faiss_imported_in_the_same_process():
 def test_dbscan_on_jaccard_kept_within_eps_equals_dbscan_on_all_pairs():
     from labelrefine.neighbors import jaccard_distance
 
-    data = make_camera_biased(n_ids=40, n_cams=3, seed=4)
+    data = make_camera_biased(n_ids=40, n_cams=3, rng=4)
     full = dbscan_cluster(jaccard_distance(data.feats, k1=15, k2=4), eps=0.5)
     within = dbscan_cluster(jaccard_distance(data.feats, k1=15, k2=4, max_distance=0.5), eps=0.5)
     np.testing.assert_array_equal(full, within)

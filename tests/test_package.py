@@ -26,7 +26,8 @@ def test_import_does_not_load_torch_faiss_or_infomap():
 def test_public_names_resolve():
     for name in labelrefine.__all__:
         assert getattr(labelrefine, name) is not None
-    assert set(labelrefine.__all__) == set(labelrefine._EXPORTS) | {"RefineResult", "refine", "relabel", "__version__"}
+    eager = {"RefineResult", "refine", "refine_with_pivots", "relabel", "__version__"}
+    assert set(labelrefine.__all__) == set(labelrefine._EXPORTS) | eager
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         labelrefine.nope  # noqa: B018
 
@@ -72,7 +73,7 @@ def test_cli_demo_prints_the_table_and_refinement_raises_precision(capsys, tmp_p
 def test_cli_refine_and_report_round_trip(tmp_path, capsys):
     from labelrefine.synthetic import make_camera_biased
 
-    data = make_camera_biased(n_ids=20, n_cams=3, seed=0)
+    data = make_camera_biased(n_ids=20, n_cams=3, rng=0)
     np.save(tmp_path / "g.npy", data.pids // 2)
     np.save(tmp_path / "l.npy", data.local_labels)
     np.savetxt(tmp_path / "c.csv", data.cams, fmt="%d")

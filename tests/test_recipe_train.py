@@ -92,7 +92,7 @@ def test_synthetic_splits_match_their_definition():
         family_size=config.synth_family_size,
         camera_strength=config.synth_camera_strength,
         noise=config.synth_noise,
-        seed=0,
+        rng=0,
     )
     seen, query, gallery, train = set(), [], [], []
     for i, (pid, cam) in enumerate(zip(full.pids.tolist(), full.cams.tolist(), strict=True)):

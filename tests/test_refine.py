@@ -8,8 +8,8 @@ from helpers import brute_knn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelrefine import refine, relabel
-from labelrefine.pivots import pivot_scores, select_pivots
+from labelrefine import refine, refine_with_pivots, relabel
+from labelrefine.pivots import PIVOT_RULES, pivot_scores, select_pivots
 from labelrefine.synthetic import make_camera_biased
 
 # ---------------------------------------------------------------- slow references from the definition
@@ -64,6 +64,33 @@ def loop_refine(g, local, cams, scores, rule):
     return np.array(out)
 
 
+def loop_refine_all(g, local, cams, scores, links=None):
+    """Every above-mean sample a pivot; a member is kept when its local cluster holds a pivot of its
+    (cluster, camera) group, or, given ``links`` (each row: the sample's neighbours), when one of its
+    members and a member of a kept local cluster of the group are in each other's rows (repeated
+    until nothing changes)."""
+    n = len(g)
+    mean = np.mean(scores)
+    out = list(g)
+    for key in {(g[i], cams[i]) for i in range(n) if g[i] != -1}:
+        members = [i for i in range(n) if (g[i], cams[i]) == key]
+        kept = {local[i] for i in members if scores[i] > mean and local[i] != -1}
+        if not kept:
+            continue
+        while links is not None:
+            vouched = [b for b in members if local[b] in kept]
+            grown = kept | {
+                local[a] for a in members if local[a] != -1 and any(b in links[a] and a in links[b] for b in vouched)
+            }
+            if grown == kept:
+                break
+            kept = grown
+        for j in members:
+            if local[j] not in kept:
+                out[j] = -1
+    return np.array(out)
+
+
 # ---------------------------------------------------------------- strategies
 
 
@@ -89,10 +116,24 @@ def problems(draw, min_n=6, max_n=40):
 def test_refine_equals_loop(problem, rule):
     g, local, cams, feats, k = problem
     graph = brute_knn(feats, k + 1)
-    result = refine(g, local, cams, knn=graph, k=k, pivots=rule)
+    result = refine(g, local, cams, knn=graph, k=k, rule=rule)
     expected_scores = loop_scores(*graph, k)
     np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-12)
     np.testing.assert_array_equal(result.labels, loop_refine(g, local, cams, expected_scores, rule))
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems(), st.integers(1, 8))
+def test_all_and_linked_rules_equal_loop(problem, link_k):
+    g, local, cams, feats, k = problem
+    link_k = min(link_k, k)
+    graph = brute_knn(feats, k + 1)
+    scores = loop_scores(*graph, k)
+    result = refine(g, local, cams, knn=graph, k=k, rule="all")
+    np.testing.assert_array_equal(result.labels, loop_refine_all(g, local, cams, scores))
+    linked = refine(g, local, cams, knn=graph, k=k, rule="linked", link_k=link_k)
+    links = [set(row[1 : link_k + 1].tolist()) for row in graph[0]]
+    np.testing.assert_array_equal(linked.labels, loop_refine_all(g, local, cams, scores, links))
 
 
 @settings(max_examples=60, deadline=None)
@@ -100,26 +141,44 @@ def test_refine_equals_loop(problem, rule):
 def test_reference_rule_equals_authors_loop(problem, min_sim):
     g, local, cams, feats, k = problem
     graph = brute_knn(feats, k + 1)
-    result = refine(g, local, cams, knn=graph, k=k, pivots="reference", min_sim=min_sim)
+    result = refine(g, local, cams, knn=graph, k=k, rule="reference", min_sim=min_sim)
     expected_scores = loop_reference_scores(*graph, k, min_sim)
     np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-12)
     np.testing.assert_array_equal(result.labels, loop_refine(g, local, cams, expected_scores, "reference"))
 
 
 def test_refine_equals_loop_on_synthetic_set():
-    data = make_camera_biased(n_ids=60, n_cams=4, seed=3)
+    data = make_camera_biased(n_ids=60, n_cams=4, rng=3)
     graph = brute_knn(data.feats.astype(np.float64), 16)
     # global labels: truth with look-alike families merged, so there is something to refine
     g = data.pids // 3
+    scores = loop_scores(*graph, 15)
     for rule in ("camera", "cluster"):
-        result = refine(g, data.local_labels, data.cams, knn=graph, pivots=rule)
-        expected = loop_refine(g, data.local_labels, data.cams, loop_scores(*graph, 15), rule)
+        result = refine(g, data.local_labels, data.cams, knn=graph, rule=rule)
+        expected = loop_refine(g, data.local_labels, data.cams, scores, rule)
         np.testing.assert_array_equal(result.labels, expected)
+        assert result.n_discarded > 0
+    links = [set(row[1:11].tolist()) for row in graph[0]]
+    for rule, rule_links in (("all", None), ("linked", links)):
+        result = refine(g, data.local_labels, data.cams, knn=graph, rule=rule)
+        np.testing.assert_array_equal(
+            result.labels, loop_refine_all(g, data.local_labels, data.cams, scores, rule_links)
+        )
         assert result.n_discarded > 0
 
 
+def test_linked_rule_keeps_fragments_that_all_cuts():
+    data = make_camera_biased(n_ids=60, n_cams=4, images_per_camera=(6, 12), local_fragments=4, local_noise=0.0, rng=3)
+    graph = brute_knn(data.feats.astype(np.float64), 16)
+    g = data.pids  # pure clusters: every discard cuts a true member
+    everything = refine(g, data.local_labels, data.cams, knn=graph, rule="all")
+    linked = refine(g, data.local_labels, data.cams, knn=graph, rule="linked")
+    assert not (linked.discarded & ~everything.discarded).any()  # linking only ever keeps more
+    assert linked.n_discarded < 0.3 * everything.n_discarded
+
+
 def test_features_and_graph_give_the_same_result():
-    data = make_camera_biased(n_ids=30, n_cams=3, seed=1)
+    data = make_camera_biased(n_ids=30, n_cams=3, rng=1)
     from labelrefine.neighbors import knn
 
     from_feats = refine(data.pids // 2, data.local_labels, data.cams, data.feats, k=10)
@@ -143,9 +202,27 @@ def test_hand_made_case():
     local = [4, 4, 9, 7, -1, 4]
     cams = ["a", "a", "a", "b", "a", "a"]
     scores = np.array([5.0, 1.0, 1.0, 4.0, 1.0, 9.0])  # mean 3.5: eligible 0, 3 and the outlier 5
-    np.testing.assert_array_equal(select_pivots(scores, g, cams), [0, 3])
+    np.testing.assert_array_equal(select_pivots(scores, g, cams, rule="camera"), [0, 3])
     expected = [0, 0, -1, 0, -1, -1]  # 2 (other local) and 4 (local -1) discarded; camera b untouched
     np.testing.assert_array_equal(loop_refine(np.array(g), local, cams, scores, "camera"), expected)
+    result = refine_with_pivots(g, local, cams, [0, 3], scores=scores)
+    np.testing.assert_array_equal(result.labels, expected)
+    np.testing.assert_array_equal(result.discarded, [False, False, True, False, True, False])
+    np.testing.assert_array_equal(result.scores, scores)
+    # a second pivot in camera a's other local cluster vouches for it too
+    np.testing.assert_array_equal(refine_with_pivots(g, local, cams, [0, 2, 3]).labels, [0, 0, 0, 0, -1, -1])
+    # a pivot whose local label is -1 vouches for nothing, and an outlier pivot has no group
+    np.testing.assert_array_equal(refine_with_pivots(g, local, cams, [4, 5]).labels, g)
+    # links: sample 2 and pivot 0 are each other's neighbour, so local cluster 9 is kept
+    links = np.array([[2], [0], [0], [0], [0], [0]])
+    np.testing.assert_array_equal(refine_with_pivots(g, local, cams, [0], links=links).labels, [0, 0, 0, 0, -1, -1])
+    # joined through a chain: 8 is linked to 9 only, 9 to the pivot's local cluster 4
+    chain = refine_with_pivots(
+        [0, 0, 0, 0], [4, 9, 8, 3], ["a"] * 4, [0], links=np.array([[1, 1], [0, 2], [1, 1], [0, 0]])
+    )
+    np.testing.assert_array_equal(chain.labels, [0, 0, 0, -1])
+    one_way = np.array([[1], [0], [0], [0], [0], [0]])
+    np.testing.assert_array_equal(refine_with_pivots(g, local, cams, [0], links=one_way).labels, expected)
 
 
 def test_pivot_with_local_outlier_refines_nothing():
@@ -155,21 +232,23 @@ def test_pivot_with_local_outlier_refines_nothing():
     g = np.zeros(12, dtype=int)
     cams = np.zeros(12, dtype=int)
     local = np.full(12, -1)
-    result = refine(g, local, cams, knn=graph, k=3)
+    result = refine(g, local, cams, knn=graph, k=3, rule="camera")
     assert result.n_pivots == 1
     assert result.n_discarded == 0
+    for rule in PIVOT_RULES:
+        assert refine(g, local, cams, knn=graph, k=3, rule=rule).n_discarded == 0
 
 
 # ---------------------------------------------------------------- invariants
 
 
 @settings(max_examples=40, deadline=None)
-@given(problems())
-def test_p_zero_is_identity_and_p_one_only_moves_to_minus_one(problem):
+@given(problems(), st.sampled_from(PIVOT_RULES))
+def test_p_zero_is_identity_and_p_one_only_moves_to_minus_one(problem, rule):
     g, local, cams, feats, k = problem
     graph = brute_knn(feats, k + 1)
-    np.testing.assert_array_equal(refine(g, local, cams, knn=graph, k=k, p=0.0).labels, g)
-    result = refine(g, local, cams, knn=graph, k=k, p=1.0)
+    np.testing.assert_array_equal(refine(g, local, cams, knn=graph, k=k, p=0.0, rule=rule).labels, g)
+    result = refine(g, local, cams, knn=graph, k=k, p=1.0, rule=rule)
     changed = result.labels != g
     assert (result.labels[changed] == -1).all()
     np.testing.assert_array_equal(changed, result.discarded)
@@ -177,10 +256,10 @@ def test_p_zero_is_identity_and_p_one_only_moves_to_minus_one(problem):
 
 
 @settings(max_examples=40, deadline=None)
-@given(problems(), st.sampled_from(["camera", "cluster", "reference"]), st.floats(0.05, 0.95))
+@given(problems(), st.sampled_from(PIVOT_RULES), st.floats(0.05, 0.95))
 def test_discards_stay_in_the_pivot_camera(problem, rule, p):
     g, local, cams, feats, k = problem
-    result = refine(g, local, cams, knn=brute_knn(feats, k + 1), k=k, pivots=rule, p=p, rng=0)
+    result = refine(g, local, cams, knn=brute_knn(feats, k + 1), k=k, rule=rule, p=p, rng=0)
     for j in np.flatnonzero(result.discarded):
         same_group = [i for i in result.pivots if g[i] == g[j] and cams[i] == cams[j] and local[i] != -1]
         assert same_group, "a discarded sample must share cluster and camera with a pivot"
@@ -188,7 +267,7 @@ def test_discards_stay_in_the_pivot_camera(problem, rule, p):
 
 
 @settings(max_examples=40, deadline=None)
-@given(problems(), st.sampled_from(["camera", "cluster", "reference"]), st.floats(0.0, 1.0))
+@given(problems(), st.sampled_from(PIVOT_RULES), st.floats(0.0, 1.0))
 def test_renaming_ids_does_not_change_what_is_discarded(problem, rule, p):
     g, local, cams, feats, k = problem
     graph = brute_knn(feats, k + 1)
@@ -198,8 +277,8 @@ def test_renaming_ids_does_not_change_what_is_discarded(problem, rule, p):
     rename_cam = np.array(["north", "south", "gate", "lobby"])[rng.permutation(4)]
     g2 = np.where(g >= 0, rename_g[g], -1)
     local2 = np.where(local >= 0, rename_local[local], -1)
-    before = refine(g, local, cams, knn=graph, k=k, pivots=rule, p=p, rng=5)
-    after = refine(g2, local2, rename_cam[cams], knn=graph, k=k, pivots=rule, p=p, rng=5)
+    before = refine(g, local, cams, knn=graph, k=k, rule=rule, p=p, rng=5)
+    after = refine(g2, local2, rename_cam[cams], knn=graph, k=k, rule=rule, p=p, rng=5)
     np.testing.assert_array_equal(before.discarded, after.discarded)
 
 
@@ -218,7 +297,7 @@ def test_inputs_are_not_modified_and_results_are_read_only():
 
 
 def test_same_seed_same_result_and_p_half_discards_about_half():
-    data = make_camera_biased(n_ids=80, n_cams=4, seed=0)
+    data = make_camera_biased(n_ids=80, n_cams=4, rng=0)
     graph = brute_knn(data.feats.astype(np.float64), 16)
     g = data.pids // 4
     full = refine(g, data.local_labels, data.cams, knn=graph, p=1.0)
@@ -255,9 +334,7 @@ def test_relabel():
 def test_pivot_scores_paper_rule_from_features_matches_graph():
     rng = np.random.default_rng(4)
     feats = rng.normal(size=(25, 6))
-    np.testing.assert_allclose(
-        pivot_scores(feats, k=4), pivot_scores(knn=brute_knn(feats, 5), k=4), rtol=1e-5
-    )
+    np.testing.assert_allclose(pivot_scores(feats, k=4), pivot_scores(knn=brute_knn(feats, 5), k=4), rtol=1e-5)
 
 
 # ---------------------------------------------------------------- bad inputs, one test per message
@@ -316,8 +393,31 @@ def test_k_out_of_range(k):
 
 
 def test_unknown_rule():
-    with pytest.raises(ValueError, match="pivots must be one of 'camera', 'cluster', 'reference'; got 'best'"):
-        refine(G, L, C, FEATS, k=2, pivots="best")
+    with pytest.raises(
+        ValueError, match="rule must be one of 'linked', 'all', 'camera', 'cluster', 'reference'; got 'best'"
+    ):
+        refine(G, L, C, FEATS, k=2, rule="best")
+
+
+def test_link_k_out_of_range():
+    with pytest.raises(ValueError, match=r"link_k must be in \[1, 3\], got 4"):
+        refine(G, L, C, FEATS, k=3, link_k=4)
+
+
+def test_refine_with_pivots_bad_pivots():
+    with pytest.raises(ValueError, match=r"pivots must be sample indices in \[0, 6\), got values in \[0, 6\]"):
+        refine_with_pivots(G, L, C, [0, 6])
+    with pytest.raises(TypeError, match="pivots must hold integers"):
+        refine_with_pivots(G, L, C, [0.5])
+
+
+def test_refine_with_pivots_bad_links_and_scores():
+    with pytest.raises(ValueError, match=r"links must be an integer array of shape \(6, m\), got float64 \(6, 2\)"):
+        refine_with_pivots(G, L, C, [0], links=np.zeros((6, 2)))
+    with pytest.raises(ValueError, match=r"links must hold sample indices in \[0, 6\), got \[0, 9\]"):
+        refine_with_pivots(G, L, C, [0], links=np.array([[9]] + [[0]] * 5))
+    with pytest.raises(ValueError, match=r"scores must have shape \(6,\)"):
+        refine_with_pivots(G, L, C, [0], scores=[1.0, 2.0])
 
 
 def test_feats_and_knn_both_or_neither():

@@ -87,7 +87,7 @@ def synthetic_splits(config: _Common) -> dict[str, np.ndarray]:
         family_size=config.synth_family_size,
         camera_strength=config.synth_camera_strength,
         noise=config.synth_noise,
-        seed=config.data_seed,
+        rng=config.data_seed,
     )
     pids, cams = data.pids, data.cams
     train = pids < config.synth_ids // 2

@@ -569,7 +569,7 @@ def _pseudo_labels(
             knn=graph,
             k=k,
             p=p,
-            pivots=config.pivots,
+            rule=config.pivots,
             min_sim=config.min_sim,
             rng=derive_seed(config.seed, _STAGE_CODE["inter"], epoch),
         )
