@@ -24,7 +24,7 @@ from ._validation import check_choice, check_features, check_int, check_knn_grap
 
 __all__ = ["jaccard_distance", "knn", "knn_search"]
 
-_BACKENDS = ("auto", "faiss", "numpy")
+_BACKENDS = ("auto", "faiss", "numpy", "torch")
 _BLOCK_BYTES = 256 * 2**20  # temporaries of one block stay under about this many bytes
 _GROUP = 16  # numpy top-k: columns per group of the group-maximum pre-selection
 _FAISS_GPU_MAX_K = 2048  # largest k faiss GPU flat search supports
@@ -44,11 +44,50 @@ def _unit_rows(x: np.ndarray, normalize: bool) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _resolve_backend(backend: Any) -> str:
+def _is_cuda_tensor(x: Any) -> bool:
+    """A torch tensor on a CUDA device (duck-typed: torch is not imported)."""
+    return hasattr(x, "detach") and getattr(x, "is_cuda", False) is True
+
+
+def _resolve_backend(backend: Any, *inputs: Any) -> str:
     backend = check_choice(backend, "backend", _BACKENDS)
     if backend == "auto":
+        if any(_is_cuda_tensor(x) for x in inputs):
+            return "torch"
         return "faiss" if has_module("faiss") else "numpy"
     return backend
+
+
+def _torch_backend():
+    """The torch backend module (imports torch; ModuleNotFoundError naming the extra without it)."""
+    from . import _neighbors_torch
+
+    return _neighbors_torch
+
+
+def _check_torch_device(device: Any) -> None:
+    if device is not None:
+        raise ValueError(
+            f"device must be None with backend='torch' (it runs on the device of the input tensor), got {device!r}"
+        )
+
+
+def _torch_features(*named: tuple[Any, str]) -> list[Any]:
+    """Check features for the torch backend: tensors, all on the device of the first tensor given."""
+    nt = _torch_backend()
+    device = next((x.device for x, _ in named if nt.is_tensor(x)), None)
+    return [nt.as_features(x, name, device) for x, name in named]
+
+
+def _search_torch(
+    q: Any, x: Any, k: int, block_size: int | None, normalize: bool, same: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Torch-backend search on the device of ``x``; numpy (indices, sims) with rows sorted as ``_search``."""
+    nt = _torch_backend()
+    xn = nt.unit_rows(x, normalize)
+    qn = xn if same else nt.unit_rows(q, normalize)
+    indices, sims = nt.search(qn, xn, k, block_size)
+    return _sort_rows(indices, sims)
 
 
 def _parse_device(device: Any) -> int | None:
@@ -227,18 +266,25 @@ def knn_search(
     >>> [round(float(d), 3) for d in distances[0]]
     [0.005, 0.9]
     """
-    q = check_features(queries, "queries")
-    x = check_features(database, "database")
+    backend = _resolve_backend(backend, queries, database)
+    block_size = _check_block_size(block_size)
+    if backend == "torch":
+        _check_torch_device(device)
+        x, q = _torch_features((database, "database"), (queries, "queries"))
+    else:
+        q = check_features(queries, "queries")
+        x = check_features(database, "database")
     if q.shape[1] != x.shape[1]:
         raise ValueError(
             f"queries and database must have the same number of columns, got {q.shape[1]} and {x.shape[1]}"
         )
     k = check_int(k, "k (neighbours per query)", low=1, high=x.shape[0])
-    backend = _resolve_backend(backend)
-    block_size = _check_block_size(block_size)
-    xn = _unit_rows(x, bool(normalize))
-    qn = xn if queries is database else _unit_rows(q, bool(normalize))
-    indices, sims = _search(qn, xn, k, backend, block_size, device)
+    if backend == "torch":
+        indices, sims = _search_torch(q, x, k, block_size, bool(normalize), queries is database)
+    else:
+        xn = _unit_rows(x, bool(normalize))
+        qn = xn if queries is database else _unit_rows(q, bool(normalize))
+        indices, sims = _search(qn, xn, k, backend, block_size, device)
     return indices, _to_distances(sims)
 
 
@@ -329,11 +375,20 @@ def knn(
     >>> bool((np.diff(distances, axis=1) >= 0).all())
     True
     """
-    x = check_features(feats, "feats")
-    k = check_int(k, "k (neighbours including the sample itself)", low=1, high=x.shape[0])
-    backend = _resolve_backend(backend)
+    backend = _resolve_backend(backend, feats)
     block_size = _check_block_size(block_size)
-    return _knn_graph(_unit_rows(x, bool(normalize)), k, backend, block_size, device)
+    if backend == "torch":
+        _check_torch_device(device)
+        (x,) = _torch_features((feats, "feats"))
+    else:
+        x = check_features(feats, "feats")
+    k = check_int(k, "k (neighbours including the sample itself)", low=1, high=x.shape[0])
+    if backend == "torch":
+        indices, sims = _search_torch(x, x, k, block_size, bool(normalize), True)
+    else:
+        xn = _unit_rows(x, bool(normalize))
+        indices, sims = _search(xn, xn, k, backend, block_size, device)
+    return _self_first(indices, _to_distances(sims))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -589,6 +644,17 @@ def _assemble_symmetric(blocks, n_upper: np.ndarray, n_lower: np.ndarray, dtype:
     return sp.csr_matrix((out_data, out_indices, out_indptr.astype(index_dtype)), shape=(n, n))
 
 
+def _assemble_kept(kept: list, n: int, dtype: np.dtype) -> sp.csr_matrix:
+    """:func:`_assemble_symmetric` of a list of finished upper-triangle blocks, emptied as it is copied."""
+    n_upper = np.concatenate([np.diff(p) for _, _, p, _, _ in kept])
+    n_lower = np.zeros(n, dtype=np.int64)
+    for block in kept:
+        n_lower += np.bincount(block[3], minlength=n)
+    kept.reverse()
+    blocks = (kept.pop() for _ in range(len(kept)))  # frees each block once it is copied
+    return _assemble_symmetric(blocks, n_upper, n_lower, dtype)
+
+
 def _to_jaccard(sums: np.ndarray) -> np.ndarray:
     """1 - s / (2 - s), negatives clipped to 0, in place."""
     np.divide(sums, 2.0 - sums, out=sums)
@@ -747,10 +813,12 @@ def jaccard_distance(
     """
     if feats is None and knn is None:
         raise TypeError("jaccard_distance needs feats or knn (a kNN graph), got neither")
+    graph_head = knn[0] if isinstance(knn, (tuple, list)) and len(knn) == 2 else None
+    backend = _resolve_backend(backend, feats if feats is not None else graph_head)
     x = None
     n = None
     if feats is not None:
-        x = check_features(feats, "feats")
+        x = _torch_features((feats, "feats"))[0] if backend == "torch" else check_features(feats, "feats")
         n = x.shape[0]
     if knn is not None:
         indices, distances = check_knn_graph(knn, "knn", n=n)
@@ -765,10 +833,12 @@ def jaccard_distance(
         )
     dtype = _check_dtype(dtype)
     block_size = _check_block_size(block_size)
-    backend = _resolve_backend(backend)
     if max_distance is not None:
         max_distance = check_probability(max_distance, "max_distance")
-    if knn is None:
+    if knn is None and backend == "torch":
+        indices, sims = _search_torch(x, x, k1, block_size, True, True)
+        indices, distances = _self_first(indices, _to_distances(sims))
+    elif knn is None:
         indices, distances = _knn_graph(_unit_rows(x, True), k1, backend, block_size, None)
     else:
         if indices.shape[1] < k1:
@@ -776,6 +846,16 @@ def jaccard_distance(
                 f"knn must have at least k1={k1} columns (the k1 nearest, self included), got {indices.shape[1]}"
             )
         _check_distinct_rows(indices)
+    acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    if backend == "torch":
+        if x is not None:
+            device = x.device
+        else:
+            device = graph_head.device if _torch_backend().is_tensor(graph_head) else "cpu"
+        kept = _torch_backend().jaccard_blocks(
+            x, indices, distances, device, k1=k1, k2=k2, dtype=dtype, block_size=block_size, max_distance=max_distance
+        )
+        return _assemble_kept(kept, n, acc)
     ranks = indices[:, :k1]
 
     half = int(np.around(k1 / 2))
@@ -786,7 +866,6 @@ def jaccard_distance(
     rows_qe = block_size or max(1, 2**22 // max(1, k2 * v.nnz // n))
     w_indptr, w_indices, w_data = _query_expansion(v, ranks, k2, rows_qe, dtype)
     del v
-    acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
     sums = _MinSums(w_indptr, w_indices, w_data, n, acc, _BLOCK_BYTES // 128, block_size)
     del w_indptr, w_indices, w_data
     if max_distance is None:
@@ -796,10 +875,5 @@ def jaccard_distance(
     else:
         kept = list(_thresholded(sums.blocks(), max_distance))
         del sums
-        n_upper = np.concatenate([np.diff(p) for _, _, p, _, _ in kept])
-        n_lower = np.zeros(n, dtype=np.int64)
-        for block in kept:
-            n_lower += np.bincount(block[3], minlength=n)
-        kept.reverse()
-        blocks = (kept.pop() for _ in range(len(kept)))  # frees each block once it is copied
+        return _assemble_kept(kept, n, acc)
     return _assemble_symmetric(blocks, n_upper, n_lower, acc)
