@@ -215,7 +215,8 @@ def _encoding(ranks: Any, k1: int, pair_distance: PairDistance, rows_per_block: 
     for start in range(0, n, rows_per_block):  # loop over row blocks
         stop = min(start + rows_per_block, n)
         lo, hi = int(k1_ptr[start]), int(k1_ptr[stop])
-        i = torch.repeat_interleave(torch.arange(start, stop, device=dev), k1_ptr[start + 1 : stop + 1] - k1_ptr[start:stop])
+        sizes = k1_ptr[start + 1 : stop + 1] - k1_ptr[start:stop]
+        i = torch.repeat_interleave(torch.arange(start, stop, device=dev), sizes)
         c = k1_cols[lo:hi]
         # overlap of candidate c: members m of R(c, k1/2) that are also in R(i, k1)
         pos, owner = _expand(half_ptr, c)
