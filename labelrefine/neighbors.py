@@ -3,8 +3,9 @@
 Two kernels that every later stage of the pipeline builds on:
 
 - :func:`knn` / :func:`knn_search`: exact k-nearest neighbours under cosine distance
-  (``1 - cosine similarity``), with a faiss backend (CPU, or GPU when faiss-gpu sees one) and a
-  blocked numpy/BLAS backend that gives the same neighbours without faiss.
+  (``1 - cosine similarity``), with a faiss backend (CPU, or GPU when faiss-gpu sees one), a
+  blocked numpy/BLAS backend that gives the same neighbours without faiss, and a blocked torch
+  backend that runs on the device of the input tensor (CPU or CUDA).
 - :func:`jaccard_distance`: the k-reciprocal encoding and Jaccard distance of Zhong et al.
   (CVPR 2017, "Re-ranking person re-identification with k-reciprocal encoding") with the exact
   conventions of the clustering code used by Cluster-Contrast and SpCL, returned as a sparse
@@ -215,23 +216,29 @@ def knn_search(
     Parameters
     ----------
     queries : array-like of shape (Q, D)
-        Query features (float32/float64; numpy arrays, lists or torch tensors).
+        Query features (float32/float64; numpy arrays, lists or torch tensors; float16 and
+        bfloat16 tensors are computed in float32).
     database : array-like of shape (M, D)
         Database features, same number of columns as ``queries``.
     k : int
         Neighbours per query, ``1 <= k <= M``.
-    backend : {"auto", "faiss", "numpy"}, default "auto"
+    backend : {"auto", "faiss", "numpy", "torch"}, default "auto"
         ``"faiss"``: an exact ``IndexFlatIP`` searched with the public ``Index.search`` (on a GPU
-        when faiss-gpu sees one, see ``device``). ``"numpy"``: blocked BLAS products. ``"auto"``:
-        faiss when it is installed, numpy otherwise. Both give the same neighbours (ties aside).
+        when faiss-gpu sees one, see ``device``). ``"numpy"``: blocked BLAS products. ``"torch"``:
+        blocked float32 matrix products and ``torch.topk`` on the device of the input tensor(s)
+        (CPU or CUDA; other inputs join that device), only the (Q, k) result is copied back;
+        needs the ``torch`` extra. ``"auto"``: torch when an input is a CUDA tensor, else faiss
+        when it is installed, else numpy. All give the same neighbours (ties aside).
     block_size : int, optional
-        numpy backend only: query rows per block. Default: as many as keep the (block, M)
-        similarity block and its selection indices under about 256 MiB.
+        numpy and torch backends: query rows per block. Default: as many as keep the (block, M)
+        similarity block and its selection indices under about 256 MiB (torch on CUDA: under a
+        quarter of the device's free memory, at most 4 GiB).
     normalize : bool, default True
         L2-normalise both inputs (into new arrays; the inputs are never modified). Pass False only
         for features that already have unit length.
     device : None, "cpu", "cuda", "cuda:N" or int, default None
         faiss backend only. None: GPU 0 when faiss reports a GPU (and ``k <= 2048``), else CPU.
+        Must be None with ``backend="torch"``, which runs where the tensor is.
 
     Returns
     -------
@@ -244,7 +251,7 @@ def knn_search(
     ------
     ValueError
         Empty, non-2-D or non-finite features, different numbers of columns, ``k`` outside
-        ``[1, M]``, an unknown backend or device.
+        ``[1, M]``, an unknown backend or device, ``block_size < 1``, tensors on two devices.
     TypeError
         Non-float features or a non-integer ``k``.
 
@@ -253,6 +260,8 @@ def knn_search(
     Time O(Q M D) (one matrix product, done by BLAS or faiss, which use all cores and release the
     GIL) plus O(Q M) for the top-k selection. Extra memory: float32 normalised copies of both
     inputs, the outputs, and one similarity block (numpy backend, about 256 MiB by default).
+    The torch backend computes its products at full float32 precision (TF32 is switched off for
+    the call and the previous ``torch.get_float32_matmul_precision`` restored after).
 
     Examples
     --------
@@ -321,19 +330,23 @@ def knn(
     Parameters
     ----------
     feats : array-like of shape (N, D)
-        Features (float32/float64; numpy arrays, lists or torch tensors).
+        Features (float32/float64; numpy arrays, lists or torch tensors; float16 and bfloat16
+        tensors are computed in float32).
     k : int
         Neighbours per sample **counting the sample itself**, ``1 <= k <= N``: column 0 is the
         sample, columns 1..k-1 its k-1 nearest other samples.
-    backend : {"auto", "faiss", "numpy"}, default "auto"
+    backend : {"auto", "faiss", "numpy", "torch"}, default "auto"
         See :func:`knn_search`; all backends return the same neighbours (ties aside).
+        ``"auto"`` picks ``"torch"`` for a CUDA tensor, so features coming out of a model on the
+        GPU stay there until the (N, k) graph comes back; then faiss when installed, else numpy.
     block_size : int, optional
-        numpy backend only: rows per block (default: blocks of about 256 MiB).
+        numpy and torch backends: rows per block (default: blocks of about 256 MiB; torch on
+        CUDA: a quarter of the free device memory, at most 4 GiB).
     normalize : bool, default True
         L2-normalise the features (into a new array; ``feats`` is never modified). Pass False
         only for features that already have unit length.
     device : None, "cpu", "cuda", "cuda:N" or int, default None
-        faiss backend only; see :func:`knn_search`.
+        faiss backend only; see :func:`knn_search`. The torch backend runs on ``feats``'s device.
 
     Returns
     -------
@@ -347,7 +360,7 @@ def knn(
     ------
     ValueError
         Empty, non-2-D or non-finite features, ``k`` outside ``[1, N]``, an unknown backend or
-        device.
+        device, ``block_size < 1``.
     TypeError
         Non-float features or a non-integer ``k``.
 
@@ -728,8 +741,15 @@ def jaccard_distance(
     block_size : int, optional
         Rows per block in every stage (and of the internal kNN search). Default: blocks sized to
         keep each stage's temporaries under about 256 MiB.
-    backend : {"auto", "faiss", "numpy"}, default "auto"
-        Backend of the internal :func:`knn` search when no graph is given.
+    backend : {"auto", "faiss", "numpy", "torch"}, default "auto"
+        ``"torch"``: every stage (the kNN search when no graph is given, the reciprocal sets,
+        the encoding, query expansion and the minimum sums) runs in torch on the device of
+        ``feats`` (or of the graph's tensors when only ``knn`` is given), one block at a time;
+        each block of the result is copied back and the same CSR matrix assembled on the CPU.
+        Equal to the numpy path to about 1e-6 (sums in another order); needs the ``torch``
+        extra. ``"auto"`` picks it when ``feats`` (or, without ``feats``, the graph) is a CUDA
+        tensor. Otherwise the backend of the internal :func:`knn` search when no graph is given
+        (faiss when installed, else numpy); the rest runs in numpy/scipy.
     max_distance : float in [0, 1], optional
         Store only pairs with distance <= ``max_distance`` (others read as 1). Default: every
         pair below 1. The result can be large (see Notes); a density-based clustering with
