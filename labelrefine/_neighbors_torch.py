@@ -157,12 +157,12 @@ def _member(sorted_keys: Any, keys: Any) -> tuple[Any, Any]:
 def _reciprocal(ranks: Any, n_cols: int) -> Any:
     """Sorted keys i * N + j with j among the first n_cols of row i and i among those of row j."""
     n = ranks.shape[0]
-    fw = ranks[:, :n_cols]
+    fw = torch.sort(ranks[:, :n_cols], dim=1).values  # short sorts per row: the keys come out sorted
     rows = torch.arange(n, device=ranks.device).repeat_interleave(fw.shape[1])
     cols = fw.reshape(-1)
-    keys = torch.sort(rows * n + cols).values
+    keys = rows * n + cols
     found, _ = _member(keys, cols * n + rows)
-    return torch.sort((rows * n + cols)[found]).values
+    return keys[found]
 
 
 class PairDistance:
