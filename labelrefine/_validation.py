@@ -39,7 +39,10 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, duck-typed
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":  # numpy has no bfloat16: widen to float32 (exact)
+            x = x.float()
+        x = x.numpy()
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:

@@ -3,8 +3,9 @@
 Two kernels that every later stage of the pipeline builds on:
 
 - :func:`knn` / :func:`knn_search`: exact k-nearest neighbours under cosine distance
-  (``1 - cosine similarity``), with a faiss backend (CPU, or GPU when faiss-gpu sees one) and a
-  blocked numpy/BLAS backend that gives the same neighbours without faiss.
+  (``1 - cosine similarity``), with a faiss backend (CPU, or GPU when faiss-gpu sees one), a
+  blocked numpy/BLAS backend that gives the same neighbours without faiss, and a blocked torch
+  backend that runs on the device of the input tensor (CPU or CUDA).
 - :func:`jaccard_distance`: the k-reciprocal encoding and Jaccard distance of Zhong et al.
   (CVPR 2017, "Re-ranking person re-identification with k-reciprocal encoding") with the exact
   conventions of the clustering code used by Cluster-Contrast and SpCL, returned as a sparse
@@ -24,7 +25,7 @@ from ._validation import check_choice, check_features, check_int, check_knn_grap
 
 __all__ = ["jaccard_distance", "knn", "knn_search"]
 
-_BACKENDS = ("auto", "faiss", "numpy")
+_BACKENDS = ("auto", "faiss", "numpy", "torch")
 _BLOCK_BYTES = 256 * 2**20  # temporaries of one block stay under about this many bytes
 _GROUP = 16  # numpy top-k: columns per group of the group-maximum pre-selection
 _FAISS_GPU_MAX_K = 2048  # largest k faiss GPU flat search supports
@@ -44,11 +45,50 @@ def _unit_rows(x: np.ndarray, normalize: bool) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _resolve_backend(backend: Any) -> str:
+def _is_cuda_tensor(x: Any) -> bool:
+    """A torch tensor on a CUDA device (duck-typed: torch is not imported)."""
+    return hasattr(x, "detach") and getattr(x, "is_cuda", False) is True
+
+
+def _resolve_backend(backend: Any, *inputs: Any) -> str:
     backend = check_choice(backend, "backend", _BACKENDS)
     if backend == "auto":
+        if any(_is_cuda_tensor(x) for x in inputs):
+            return "torch"
         return "faiss" if has_module("faiss") else "numpy"
     return backend
+
+
+def _torch_backend():
+    """The torch backend module (imports torch; ModuleNotFoundError naming the extra without it)."""
+    from . import _neighbors_torch
+
+    return _neighbors_torch
+
+
+def _check_torch_device(device: Any) -> None:
+    if device is not None:
+        raise ValueError(
+            f"device must be None with backend='torch' (it runs on the device of the input tensor), got {device!r}"
+        )
+
+
+def _torch_features(*named: tuple[Any, str]) -> list[Any]:
+    """Check features for the torch backend: tensors, all on the device of the first tensor given."""
+    nt = _torch_backend()
+    device = next((x.device for x, _ in named if nt.is_tensor(x)), None)
+    return [nt.as_features(x, name, device) for x, name in named]
+
+
+def _search_torch(
+    q: Any, x: Any, k: int, block_size: int | None, normalize: bool, same: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Torch-backend search on the device of ``x``; numpy (indices, sims) with rows sorted as ``_search``."""
+    nt = _torch_backend()
+    xn = nt.unit_rows(x, normalize)
+    qn = xn if same else nt.unit_rows(q, normalize)
+    indices, sims = nt.search(qn, xn, k, block_size)
+    return _sort_rows(indices, sims)
 
 
 def _parse_device(device: Any) -> int | None:
@@ -176,23 +216,29 @@ def knn_search(
     Parameters
     ----------
     queries : array-like of shape (Q, D)
-        Query features (float32/float64; numpy arrays, lists or torch tensors).
+        Query features (float32/float64; numpy arrays, lists or torch tensors; float16 and
+        bfloat16 tensors are computed in float32).
     database : array-like of shape (M, D)
         Database features, same number of columns as ``queries``.
     k : int
         Neighbours per query, ``1 <= k <= M``.
-    backend : {"auto", "faiss", "numpy"}, default "auto"
+    backend : {"auto", "faiss", "numpy", "torch"}, default "auto"
         ``"faiss"``: an exact ``IndexFlatIP`` searched with the public ``Index.search`` (on a GPU
-        when faiss-gpu sees one, see ``device``). ``"numpy"``: blocked BLAS products. ``"auto"``:
-        faiss when it is installed, numpy otherwise. Both give the same neighbours (ties aside).
+        when faiss-gpu sees one, see ``device``). ``"numpy"``: blocked BLAS products. ``"torch"``:
+        blocked float32 matrix products and ``torch.topk`` on the device of the input tensor(s)
+        (CPU or CUDA; other inputs join that device), only the (Q, k) result is copied back;
+        needs the ``torch`` extra. ``"auto"``: torch when an input is a CUDA tensor, else faiss
+        when it is installed, else numpy. All give the same neighbours (ties aside).
     block_size : int, optional
-        numpy backend only: query rows per block. Default: as many as keep the (block, M)
-        similarity block and its selection indices under about 256 MiB.
+        numpy and torch backends: query rows per block. Default: as many as keep the (block, M)
+        similarity block and its selection indices under about 256 MiB (torch on CUDA: under a
+        quarter of the device's free memory, at most 4 GiB).
     normalize : bool, default True
         L2-normalise both inputs (into new arrays; the inputs are never modified). Pass False only
         for features that already have unit length.
     device : None, "cpu", "cuda", "cuda:N" or int, default None
         faiss backend only. None: GPU 0 when faiss reports a GPU (and ``k <= 2048``), else CPU.
+        Must be None with ``backend="torch"``, which runs where the tensor is.
 
     Returns
     -------
@@ -205,7 +251,7 @@ def knn_search(
     ------
     ValueError
         Empty, non-2-D or non-finite features, different numbers of columns, ``k`` outside
-        ``[1, M]``, an unknown backend or device.
+        ``[1, M]``, an unknown backend or device, ``block_size < 1``, tensors on two devices.
     TypeError
         Non-float features or a non-integer ``k``.
 
@@ -214,6 +260,8 @@ def knn_search(
     Time O(Q M D) (one matrix product, done by BLAS or faiss, which use all cores and release the
     GIL) plus O(Q M) for the top-k selection. Extra memory: float32 normalised copies of both
     inputs, the outputs, and one similarity block (numpy backend, about 256 MiB by default).
+    The torch backend computes its products at full float32 precision (TF32 is switched off for
+    the call and the previous ``torch.get_float32_matmul_precision`` restored after).
 
     Examples
     --------
@@ -227,18 +275,25 @@ def knn_search(
     >>> [round(float(d), 3) for d in distances[0]]
     [0.005, 0.9]
     """
-    q = check_features(queries, "queries")
-    x = check_features(database, "database")
+    backend = _resolve_backend(backend, queries, database)
+    block_size = _check_block_size(block_size)
+    if backend == "torch":
+        _check_torch_device(device)
+        x, q = _torch_features((database, "database"), (queries, "queries"))
+    else:
+        q = check_features(queries, "queries")
+        x = check_features(database, "database")
     if q.shape[1] != x.shape[1]:
         raise ValueError(
             f"queries and database must have the same number of columns, got {q.shape[1]} and {x.shape[1]}"
         )
     k = check_int(k, "k (neighbours per query)", low=1, high=x.shape[0])
-    backend = _resolve_backend(backend)
-    block_size = _check_block_size(block_size)
-    xn = _unit_rows(x, bool(normalize))
-    qn = xn if queries is database else _unit_rows(q, bool(normalize))
-    indices, sims = _search(qn, xn, k, backend, block_size, device)
+    if backend == "torch":
+        indices, sims = _search_torch(q, x, k, block_size, bool(normalize), queries is database)
+    else:
+        xn = _unit_rows(x, bool(normalize))
+        qn = xn if queries is database else _unit_rows(q, bool(normalize))
+        indices, sims = _search(qn, xn, k, backend, block_size, device)
     return indices, _to_distances(sims)
 
 
@@ -275,19 +330,23 @@ def knn(
     Parameters
     ----------
     feats : array-like of shape (N, D)
-        Features (float32/float64; numpy arrays, lists or torch tensors).
+        Features (float32/float64; numpy arrays, lists or torch tensors; float16 and bfloat16
+        tensors are computed in float32).
     k : int
         Neighbours per sample **counting the sample itself**, ``1 <= k <= N``: column 0 is the
         sample, columns 1..k-1 its k-1 nearest other samples.
-    backend : {"auto", "faiss", "numpy"}, default "auto"
+    backend : {"auto", "faiss", "numpy", "torch"}, default "auto"
         See :func:`knn_search`; all backends return the same neighbours (ties aside).
+        ``"auto"`` picks ``"torch"`` for a CUDA tensor, so features coming out of a model on the
+        GPU stay there until the (N, k) graph comes back; then faiss when installed, else numpy.
     block_size : int, optional
-        numpy backend only: rows per block (default: blocks of about 256 MiB).
+        numpy and torch backends: rows per block (default: blocks of about 256 MiB; torch on
+        CUDA: a quarter of the free device memory, at most 4 GiB).
     normalize : bool, default True
         L2-normalise the features (into a new array; ``feats`` is never modified). Pass False
         only for features that already have unit length.
     device : None, "cpu", "cuda", "cuda:N" or int, default None
-        faiss backend only; see :func:`knn_search`.
+        faiss backend only; see :func:`knn_search`. The torch backend runs on ``feats``'s device.
 
     Returns
     -------
@@ -301,7 +360,7 @@ def knn(
     ------
     ValueError
         Empty, non-2-D or non-finite features, ``k`` outside ``[1, N]``, an unknown backend or
-        device.
+        device, ``block_size < 1``.
     TypeError
         Non-float features or a non-integer ``k``.
 
@@ -329,11 +388,20 @@ def knn(
     >>> bool((np.diff(distances, axis=1) >= 0).all())
     True
     """
-    x = check_features(feats, "feats")
-    k = check_int(k, "k (neighbours including the sample itself)", low=1, high=x.shape[0])
-    backend = _resolve_backend(backend)
+    backend = _resolve_backend(backend, feats)
     block_size = _check_block_size(block_size)
-    return _knn_graph(_unit_rows(x, bool(normalize)), k, backend, block_size, device)
+    if backend == "torch":
+        _check_torch_device(device)
+        (x,) = _torch_features((feats, "feats"))
+    else:
+        x = check_features(feats, "feats")
+    k = check_int(k, "k (neighbours including the sample itself)", low=1, high=x.shape[0])
+    if backend == "torch":
+        indices, sims = _search_torch(x, x, k, block_size, bool(normalize), True)
+    else:
+        xn = _unit_rows(x, bool(normalize))
+        indices, sims = _search(xn, xn, k, backend, block_size, device)
+    return _self_first(indices, _to_distances(sims))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -589,6 +657,17 @@ def _assemble_symmetric(blocks, n_upper: np.ndarray, n_lower: np.ndarray, dtype:
     return sp.csr_matrix((out_data, out_indices, out_indptr.astype(index_dtype)), shape=(n, n))
 
 
+def _assemble_kept(kept: list, n: int, dtype: np.dtype) -> sp.csr_matrix:
+    """:func:`_assemble_symmetric` of a list of finished upper-triangle blocks, emptied as it is copied."""
+    n_upper = np.concatenate([np.diff(p) for _, _, p, _, _ in kept])
+    n_lower = np.zeros(n, dtype=np.int64)
+    for block in kept:
+        n_lower += np.bincount(block[3], minlength=n)
+    kept.reverse()
+    blocks = (kept.pop() for _ in range(len(kept)))  # frees each block once it is copied
+    return _assemble_symmetric(blocks, n_upper, n_lower, dtype)
+
+
 def _to_jaccard(sums: np.ndarray) -> np.ndarray:
     """1 - s / (2 - s), negatives clipped to 0, in place."""
     np.divide(sums, 2.0 - sums, out=sums)
@@ -662,8 +741,15 @@ def jaccard_distance(
     block_size : int, optional
         Rows per block in every stage (and of the internal kNN search). Default: blocks sized to
         keep each stage's temporaries under about 256 MiB.
-    backend : {"auto", "faiss", "numpy"}, default "auto"
-        Backend of the internal :func:`knn` search when no graph is given.
+    backend : {"auto", "faiss", "numpy", "torch"}, default "auto"
+        ``"torch"``: every stage (the kNN search when no graph is given, the reciprocal sets,
+        the encoding, query expansion and the minimum sums) runs in torch on the device of
+        ``feats`` (or of the graph's tensors when only ``knn`` is given), one block at a time;
+        each block of the result is copied back and the same CSR matrix assembled on the CPU.
+        Equal to the numpy path to about 1e-6 (sums in another order); needs the ``torch``
+        extra. ``"auto"`` picks it when ``feats`` (or, without ``feats``, the graph) is a CUDA
+        tensor. Otherwise the backend of the internal :func:`knn` search when no graph is given
+        (faiss when installed, else numpy); the rest runs in numpy/scipy.
     max_distance : float in [0, 1], optional
         Store only pairs with distance <= ``max_distance`` (others read as 1). Default: every
         pair below 1. The result can be large (see Notes); a density-based clustering with
@@ -747,10 +833,12 @@ def jaccard_distance(
     """
     if feats is None and knn is None:
         raise TypeError("jaccard_distance needs feats or knn (a kNN graph), got neither")
+    graph_head = knn[0] if isinstance(knn, (tuple, list)) and len(knn) == 2 else None
+    backend = _resolve_backend(backend, feats if feats is not None else graph_head)
     x = None
     n = None
     if feats is not None:
-        x = check_features(feats, "feats")
+        x = _torch_features((feats, "feats"))[0] if backend == "torch" else check_features(feats, "feats")
         n = x.shape[0]
     if knn is not None:
         indices, distances = check_knn_graph(knn, "knn", n=n)
@@ -765,10 +853,12 @@ def jaccard_distance(
         )
     dtype = _check_dtype(dtype)
     block_size = _check_block_size(block_size)
-    backend = _resolve_backend(backend)
     if max_distance is not None:
         max_distance = check_probability(max_distance, "max_distance")
-    if knn is None:
+    if knn is None and backend == "torch":
+        indices, sims = _search_torch(x, x, k1, block_size, True, True)
+        indices, distances = _self_first(indices, _to_distances(sims))
+    elif knn is None:
         indices, distances = _knn_graph(_unit_rows(x, True), k1, backend, block_size, None)
     else:
         if indices.shape[1] < k1:
@@ -776,6 +866,16 @@ def jaccard_distance(
                 f"knn must have at least k1={k1} columns (the k1 nearest, self included), got {indices.shape[1]}"
             )
         _check_distinct_rows(indices)
+    acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    if backend == "torch":
+        if x is not None:
+            device = x.device
+        else:
+            device = graph_head.device if _torch_backend().is_tensor(graph_head) else "cpu"
+        kept = _torch_backend().jaccard_blocks(
+            x, indices, distances, device, k1=k1, k2=k2, dtype=dtype, block_size=block_size, max_distance=max_distance
+        )
+        return _assemble_kept(kept, n, acc)
     ranks = indices[:, :k1]
 
     half = int(np.around(k1 / 2))
@@ -786,7 +886,6 @@ def jaccard_distance(
     rows_qe = block_size or max(1, 2**22 // max(1, k2 * v.nnz // n))
     w_indptr, w_indices, w_data = _query_expansion(v, ranks, k2, rows_qe, dtype)
     del v
-    acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
     sums = _MinSums(w_indptr, w_indices, w_data, n, acc, _BLOCK_BYTES // 128, block_size)
     del w_indptr, w_indices, w_data
     if max_distance is None:
@@ -796,10 +895,5 @@ def jaccard_distance(
     else:
         kept = list(_thresholded(sums.blocks(), max_distance))
         del sums
-        n_upper = np.concatenate([np.diff(p) for _, _, p, _, _ in kept])
-        n_lower = np.zeros(n, dtype=np.int64)
-        for block in kept:
-            n_lower += np.bincount(block[3], minlength=n)
-        kept.reverse()
-        blocks = (kept.pop() for _ in range(len(kept)))  # frees each block once it is copied
+        return _assemble_kept(kept, n, acc)
     return _assemble_symmetric(blocks, n_upper, n_lower, acc)

@@ -296,7 +296,7 @@ def test_faiss_cpu_device_and_missing_gpu():
         ({"k": 97}, ValueError, r"k \(neighbours including the sample itself\) must be in \[1, 96\], got 97"),
         ({"k": 0}, ValueError, r"k \(neighbours including the sample itself\) must be in \[1, 96\], got 0"),
         ({"k": 2.5}, TypeError, r"k \(neighbours including the sample itself\) must be an integer, got 2.5"),
-        ({"k": 3, "backend": "annoy"}, ValueError, r"backend must be one of 'auto', 'faiss', 'numpy'; got 'annoy'"),
+        ({"k": 3, "backend": "annoy"}, ValueError, r"backend must be one of 'auto', 'faiss', 'numpy', 'torch'; got 'a"),
         ({"k": 3, "device": "tpu"}, ValueError, r"device must be None, 'cpu', 'cuda', 'cuda:N' .* got 'tpu'"),
         ({"k": 3, "device": -2}, ValueError, r"device must be None, .* got -2"),
         ({"k": 3, "backend": "numpy", "device": "cuda:0"}, ValueError, r"device='cuda:0' needs backend='faiss'"),
