@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import (
     PRESETS,
+    SETTINGS,
     EvalConfig,
     InterConfig,
     IntraConfig,
@@ -107,8 +108,10 @@ __all__ = [
     "load_local_labels",
     "main",
     "plot_runs",
+    "preset_settings",
     "resolve_config",
     "save_local_labels",
+    "settings_markdown",
     "spawn",
     "train_inter",
     "train_intra",
@@ -197,7 +200,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--data-root", metavar="DIR")
     imp.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
     imp.add_argument("-o", "--output", required=True, metavar="FILE.npz")
-    sub.add_parser("presets", help="list the presets and the paper's numbers they target")
+    presets = sub.add_parser("presets", help="the presets, the paper's rows they target and the source of every setting")
+    presets.add_argument("name", nargs="?", choices=sorted(PRESETS), metavar="NAME", help="show one preset only")
+    presets.add_argument("--markdown", action="store_true", help="the table of docs/presets.md")
     return parser
 
 
@@ -256,15 +261,77 @@ def _build(stage: str, args: argparse.Namespace) -> Any:
     return resolve_config(stage, preset=args.preset, yaml_file=args.config, overrides=overrides, sets=sets, base=base)
 
 
-def _presets_text() -> str:
+def _value_text(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def preset_settings(name: str) -> list[tuple[str, str, str, str]]:
+    """Every setting of a preset with its source: ``(stage, key, value, source)`` rows.
+
+    Examples
+    --------
+    >>> [row for row in preset_settings("market1501") if row[1] == "temperature"]
+    [('intra', 'temperature', '0.1', 'paper, Sec. IV-A'), ('inter', 'temperature', '0.1', 'paper, Sec. IV-A')]
+    """
+    preset = get_preset(name)
+    configs = {stage: resolve_config(stage, preset=name) for stage in ("intra", "inter")}
+    rows = []
+    for setting in SETTINGS:
+        for stage in setting.stages:
+            value = getattr(configs[stage], setting.key)
+            rows.append((stage, setting.key, _value_text(value), preset.source(stage, setting.key) or ""))
+    rows.sort(key=lambda row: row[0] == "inter")  # stage 1 first, in the order of SETTINGS
+    return rows
+
+
+def _presets_text(name: str | None = None) -> str:
+    names = [get_preset(name).name] if name else list(PRESETS)
     lines = []
+    for key in names:
+        preset = PRESETS[key]
+        lines.append(f"{preset.name:<21} {preset.description}\n{'':<21} target: {preset.target}")
+    for key in names:
+        lines.append(f"\n{key}: every setting and its source")
+        for stage, setting, value, source in preset_settings(key):
+            lines.append(f"  {stage:<5} {setting:<18} {value:<10} {source}")
+    return "\n".join(lines)
+
+
+def _family_column(family: str, stage: str, key: str) -> str:
+    """The values (and their sources) of ``key`` over the presets of a family, for the docs table."""
+    groups: dict[tuple[str, str], list[str]] = {}
     for preset in PRESETS.values():
-        target = (
-            f"{preset.paper_table}: mAP {preset.paper_map}, rank-1 {preset.paper_rank1} (as reported in the paper)"
-            if preset.paper_table
-            else "no paper target (CPU preset)"
-        )
-        lines.append(f"{preset.name:<13} {preset.description}\n{'':<13} target: {target}")
+        if preset.family != family:
+            continue
+        value = _value_text(getattr(resolve_config(stage, preset=preset.name), key))
+        groups.setdefault((value, preset.source(stage, key) or ""), []).append(preset.name)
+    parts = []
+    for (value, source), names in groups.items():
+        which = "" if len(groups) == 1 else " (" + ", ".join(f"`{n}`" for n in names) + ")"
+        parts.append(f"`{value}`{which}: {source}")
+    return "<br>".join(parts)
+
+
+def settings_markdown() -> str:
+    """The table of ``docs/presets.md``: every setting, what the paper says, what the authors' code uses, the presets.
+
+    ``labelrefine-calr presets --markdown`` prints it.
+    """
+    lines = [
+        "| stage | setting | paper | authors' code | paper presets | authors' presets |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        for stage in setting.stages:
+            cells = [
+                stage,
+                f"`{setting.key}`",
+                setting.paper,
+                setting.authors,
+                _family_column("paper", stage, setting.key),
+                _family_column("authors", stage, setting.key),
+            ]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
 
 
@@ -273,14 +340,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Examples
     --------
-    >>> main(["presets"])  # doctest: +ELLIPSIS
-    market1501    Market-1501, ...
+    >>> main(["presets", "market1501"])  # doctest: +ELLIPSIS
+    market1501            Market-1501, the paper's CALR row (Table I): ...
+                          target: Table I, CALR, Market1501: mAP 82.8, rank-1 92.5
+    ...
     0
     """
     args = _parser().parse_args(argv)
     try:
         if args.command == "presets":
-            print(_presets_text())
+            print(settings_markdown() if args.markdown else _presets_text(args.name))
             return 0
         if args.command == "plot":
             from ._plot import plot_runs
