@@ -15,7 +15,7 @@ Commands
     labelrefine-calr eval    --run-dir DIR [--checkpoint FILE] [--rerank] [--flip]
     labelrefine-calr plot    RUN_DIR [RUN_DIR ...] [-o FILE.png]
     labelrefine-calr import-local FILES_OR_DIR --preset NAME --data-root DIR -o local_labels.npz
-    labelrefine-calr presets
+    labelrefine-calr presets [NAME] [--markdown]
 
 Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt``),
 ``--device cpu|cuda``, ``--amp`` (CUDA mixed precision), ``--deterministic``, ``--seed N``,
@@ -25,8 +25,8 @@ Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt
 Real datasets
 -------------
 Put ImageNet weights on disk (nothing is downloaded), e.g. torchvision's ResNet-50 state dict
-saved as ``resnet50.pth``. Market-1501 (CALR Table I: mAP 85.6, rank-1 93.9, as reported in the
-paper; check the paper's tables)::
+saved as ``resnet50.pth``. Market-1501, the CALR row of Table I (ResNet-50, global average
+pooling; mAP 82.8, rank-1 92.5)::
 
     labelrefine-calr intra --preset market1501 --data-root /data --run-dir runs/market1501/intra \\
         --set pretrained=resnet50.pth
@@ -35,8 +35,10 @@ paper; check the paper's tables)::
     labelrefine-calr eval --run-dir runs/market1501/inter
     labelrefine-calr plot runs/market1501/inter
 
-The same with ``--preset dukemtmcreid`` (Table I: 75.8 / 86.6), ``--preset msmt17`` (Table I:
-42.5 / 71.2) and ``--preset veri`` (Table II: 41.4 / 86.6, 224 x 224 inputs). On 4 GPUs::
+The same with ``--preset dukemtmcreid``, ``--preset msmt17`` and ``--preset veri`` (224 x 224
+inputs); ``--preset <dataset>-ibn-gem`` targets the CALR(IBN+GeMPool) row with IBN-ResNet-50
+weights, and ``--preset <dataset>-authors`` runs the authors' released configuration.
+``labelrefine-calr presets`` lists each target and the source of every setting. On 4 GPUs::
 
     torchrun --nproc_per_node 4 -m labelrefine.recipes.calr inter --preset market1501 --data-root /data \\
         --run-dir runs/market1501/inter --local-labels runs/market1501/intra/local_labels.npz
@@ -44,13 +46,15 @@ The same with ``--preset dukemtmcreid`` (Table I: 75.8 / 86.6), ``--preset msmt1
 ``batch_size`` (256) is the *global* batch, split over the GPUs, and ``sync_bn`` (on) computes
 BatchNorm statistics over it, so the training does not change with the number of GPUs.
 
-Ablations (paper Table III) from the same code::
+Ablations (Tables III, IV and V use the ``-ibn-gem`` presets; docs/presets.md has every row
+with the paper's numbers)::
 
-    labelrefine-calr inter ... --no-refine --no-align                      # baseline (Infomap)
-    labelrefine-calr inter ... --no-refine --no-align --clustering dbscan  # Cluster-Contrast
-    labelrefine-calr inter ... --no-refine                                 # + alignment
-    labelrefine-calr inter ... --no-align                                  # + refinement
+    labelrefine-calr inter ... --no-refine --no-align                      # Table III baseline
+    labelrefine-calr inter ... --no-refine                                 # Table III, CA only
+    labelrefine-calr inter ... --no-align                                  # Table III, LR only
     labelrefine-calr inter ... --schedule linear                           # Table IV decays
+    labelrefine-calr inter ... --set beta=0.6                              # Table V
+    labelrefine-calr inter ... --no-refine --no-align --clustering dbscan  # Cluster-Contrast
 
 Authors' stage-1 results (``(path, label, camera)`` arrays, one ``.npy`` per camera) are used
 with ``--local-labels DIR_OF_NPY`` or converted with ``labelrefine-calr import-local``.
