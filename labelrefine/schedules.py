@@ -8,8 +8,8 @@ from a name for configs and command lines.
 The authors' released ``inter_camera_training.py`` has the cosine line
 ``0.5 * (1 + cos(pi * epoch / (3 * epochs)))`` commented out and runs with p = 1 at every epoch
 (``constant``). That commented-out cosine is ``cosine(epoch, epochs, span=3.0)``: its half-period
-spans three runs, so p only decays from 1 to about 0.76 by the last epoch. The paper names the
-cosine decay best (Table IV) without giving its period.
+spans three runs, so p only decays from 1 to about 0.76 by the last epoch.
+The paper names the cosine decay best (Table IV) without giving its period.
 """
 
 from __future__ import annotations

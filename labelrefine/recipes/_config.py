@@ -584,7 +584,7 @@ def config_from_dict(cls: type[_Common], values: Mapping[str, Any], *, parse_str
 # ----------------------------------------------------------------------------------------------
 # where every setting comes from
 
-# A number or choice attributed to the paper is quoted from it (arXiv 2403.16450) with its
+# A number or choice attributed to the paper (CALR, Li et al.) is quoted from it with its
 # section, table and row; where the paper is silent the source is the authors' released code
 # (github.com/leeBooMla/CALR, commit 919e36ce: inter_camera_training.py, intra_camera_training.py,
 # their README) or our own choice with its reason. See CONTRIBUTING.md.
@@ -823,7 +823,7 @@ class Preset:
     description : str
         One line.
     paper_table : str or None
-        The table of the CALR paper (arXiv 2403.16450) whose row the preset targets.
+        The table of the CALR paper whose row the preset targets.
     paper_map, paper_rank1 : float or None
         mAP and rank-1 (%) of that row, quoted from the paper; ``None`` where the preset
         targets no row.

@@ -301,41 +301,46 @@ def _presets_text(name: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _family_column(family: str, stage: str, key: str) -> str:
-    """The values (and their sources) of ``key`` over the presets of a family, for the docs table."""
+def _html(text: str) -> str:
+    """Escape for HTML and turn `code` spans into ``<code>`` elements."""
+    import html
+    import re
+
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text, quote=False))
+
+
+def _family_cell(family: str, stage: str, key: str) -> list[str]:
+    """The values of ``key`` over the presets of a family, each on one line and its source on the next."""
     groups: dict[tuple[str, str], list[str]] = {}
     for preset in PRESETS.values():
         if preset.family != family:
             continue
         value = _value_text(getattr(resolve_config(stage, preset=preset.name), key))
         groups.setdefault((value, preset.source(stage, key) or ""), []).append(preset.name)
-    parts = []
+    lines = []
     for (value, source), names in groups.items():
-        which = "" if len(groups) == 1 else " (" + ", ".join(f"`{n}`" for n in names) + ")"
-        parts.append(f"`{value}`{which}: {source}")
-    return "<br>".join(parts)
+        which = "" if len(groups) == 1 else " (" + ", ".join(f"<code>{n}</code>" for n in names) + ")"
+        lines += [f"<code>{_html(value)}</code>{which}:<br>", f"{_html(source)}<br>"]
+    return lines
 
 
 def settings_markdown() -> str:
     """The table of ``docs/presets.md``: every setting, what the paper says, what the authors' code uses, the presets.
 
-    ``labelrefine-calr presets --markdown`` prints it.
+    An HTML table with one cell per line, and a value and its source on separate lines (so that
+    a line never mixes a preset's value with another's source). ``labelrefine-calr presets
+    --markdown`` prints it.
     """
-    lines = [
-        "| stage | setting | paper | authors' code | paper presets | authors' presets |",
-        "|---|---|---|---|---|---|",
-    ]
+    head = ("stage", "setting", "paper", "authors' code", "paper presets", "authors' presets")
+    lines = ["<table>", "<tr>" + "".join(f"<th>{_html(h)}</th>" for h in head) + "</tr>"]
     for setting in SETTINGS:
         for stage in setting.stages:
-            cells = [
-                stage,
-                f"`{setting.key}`",
-                setting.paper,
-                setting.authors,
-                _family_column("paper", stage, setting.key),
-                _family_column("authors", stage, setting.key),
-            ]
-            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+            lines += ["<tr>", f"<td>{stage}</td>", f"<td><code>{setting.key}</code></td>"]
+            lines += [f"<td>{_html(setting.paper)}</td>", f"<td>{_html(setting.authors)}</td>"]
+            for family in ("paper", "authors"):
+                lines += ["<td>", *_family_cell(family, stage, setting.key), "</td>"]
+            lines.append("</tr>")
+    lines.append("</table>")
     return "\n".join(lines)
 
 
