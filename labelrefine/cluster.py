@@ -6,7 +6,8 @@ All functions return int64 labels with -1 for outliers. Costs (N samples, k neig
 - :func:`dbscan_cluster`: scikit-learn DBSCAN on the sparse precomputed Jaccard matrix,
   O(stored pairs) memory instead of the N x N dense matrix of the Cluster-Contrast baseline.
 - :func:`cluster_per_camera` with ``method="agglomerative"``: stage-1 clustering (agglomerative
-  as in the paper, Jaccard distance and average linkage as in the authors' code); average linkage needs the dense distance matrix of each camera, O(n_c^2) memory and roughly
+  as in the paper, Jaccard distance and average linkage as in the authors' code); average
+  linkage needs the dense distance matrix of each camera, O(n_c^2) memory and roughly
   O(n_c^2 log n_c) time for a camera with n_c images (about 0.5 GiB at n_c = 8,000). For
   larger cameras use ``method="dbscan"`` or ``method="infomap"``, which stay sparse.
 """

@@ -12,10 +12,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("yaml")
 
-from labelrefine.recipes import _train  # noqa: E402
-from labelrefine.recipes import calr  # noqa: E402
-from labelrefine.recipes._config import DEFAULT_SOURCES, PRESETS, SETTINGS, get_preset, resolve_config  # noqa: E402
-from labelrefine.recipes.calr import evaluate, train_inter, train_intra  # noqa: E402
+from labelrefine.recipes import _train, calr
+from labelrefine.recipes._config import DEFAULT_SOURCES, PRESETS, SETTINGS, get_preset, resolve_config
+from labelrefine.recipes.calr import evaluate, train_inter, train_intra
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -136,7 +135,7 @@ def test_k_above_n_minus_1_is_an_error_not_a_clamp(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"k must be at most N - 1 = \d+ .*got k=100000"):
         train_inter(cfg)
     args = ["inter", "--preset", "synthetic", "--run-dir", str(tmp_path / "cli"), "--set", "k=100000"]
-    assert calr.main(args + ["--no-progress", "--set", "synth_ids=20", "--set", "synth_cams=2"]) == 2
+    assert calr.main([*args, "--no-progress", "--set", "synth_ids=20", "--set", "synth_cams=2"]) == 2
     assert "got k=100000" in capsys.readouterr().err
     dbscan = resolve_config(
         "inter",

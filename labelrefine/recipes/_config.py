@@ -653,7 +653,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("num_instances", _INTER, "silent", "`--num-instances 16`"),
     Setting("iters_per_epoch", _INTRA, "silent", "`--iters 100`"),
     Setting(
-        "iters_per_epoch", _INTER, "silent", "README: `--iters 200` for Market-1501, `--iters 400` for the other datasets"
+        "iters_per_epoch",
+        _INTER,
+        "silent",
+        "README: `--iters 200` for Market-1501, `--iters 400` for the other datasets",
     ),
     Setting(
         "epochs",
@@ -686,7 +689,9 @@ SETTINGS: tuple[Setting, ...] = (
         "top_15(i), the 15 closest neighbours of i, in the pivot score (Eq. 4); Infomap's graph: silent",
         "`--k1 15`: a faiss search of 15 columns, the sample included, for Infomap and the score",
     ),
-    Setting("k_includes_self", _INTER, "no: the 15 closest neighbours of i (Eq. 4)", "yes (15 columns with the sample)"),
+    Setting(
+        "k_includes_self", _INTER, "no: the 15 closest neighbours of i (Eq. 4)", "yes (15 columns with the sample)"
+    ),
     Setting("min_sim", _INTER, "silent", "`--eps 0.5`, passed to Infomap as `min_sim`"),
     Setting("min_size", _INTER, "silent", "`--k2 4`: Infomap clusters of at most 4 images become outliers"),
     Setting("eps", _INTER, "silent (DBSCAN is not used)", "not used (the released run clusters with Infomap)"),

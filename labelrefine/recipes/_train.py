@@ -551,7 +551,9 @@ def _check_graph_size(config: InterConfig, n: int) -> None:
             f"k must be at most N - 1 = {n - 1} (the training images other than the sample itself), got k={config.k}"
         )
     if config.clustering == "dbscan" and config.k1 > n:
-        raise ValueError(f"k1 must be at most N = {n} (the training images) for clustering='dbscan', got k1={config.k1}")
+        raise ValueError(
+            f"k1 must be at most N = {n} (the training images) for clustering='dbscan', got k1={config.k1}"
+        )
 
 
 def _pseudo_labels(

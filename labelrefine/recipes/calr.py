@@ -204,7 +204,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--data-root", metavar="DIR")
     imp.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
     imp.add_argument("-o", "--output", required=True, metavar="FILE.npz")
-    presets = sub.add_parser("presets", help="the presets, the paper's rows they target and the source of every setting")
+    presets = sub.add_parser(
+        "presets", help="the presets, the paper's rows they target and the source of every setting"
+    )
     presets.add_argument("name", nargs="?", choices=sorted(PRESETS), metavar="NAME", help="show one preset only")
     presets.add_argument("--markdown", action="store_true", help="the table of docs/presets.md")
     return parser
