@@ -5,8 +5,9 @@ All functions return int64 labels with -1 for outliers. Costs (N samples, k neig
 - :func:`infomap_cluster`: O(N k) edges, Infomap near-linear in edges.
 - :func:`dbscan_cluster`: scikit-learn DBSCAN on the sparse precomputed Jaccard matrix,
   O(stored pairs) memory instead of the N x N dense matrix of the Cluster-Contrast baseline.
-- :func:`cluster_per_camera` with ``method="agglomerative"``: the paper's stage-1 clustering;
-  average linkage needs the dense distance matrix of each camera, O(n_c^2) memory and roughly
+- :func:`cluster_per_camera` with ``method="agglomerative"``: stage-1 clustering (agglomerative
+  as in the paper, Jaccard distance and average linkage as in the authors' code); average
+  linkage needs the dense distance matrix of each camera, O(n_c^2) memory and roughly
   O(n_c^2 log n_c) time for a camera with n_c images (about 0.5 GiB at n_c = 8,000). For
   larger cameras use ``method="dbscan"`` or ``method="infomap"``, which stay sparse.
 """
@@ -225,7 +226,11 @@ def cluster_per_camera(
     k: int = 15,
     linkage: Literal["average", "complete", "single"] = "average",
 ) -> np.ndarray:
-    """The paper's stage-1 clustering: each camera's images clustered on their own.
+    """Stage-1 clustering: each camera's images clustered on their own.
+
+    The paper (Sec. IV-A) clusters each camera with agglomerative clustering into
+    ``n_images / 5`` clusters and names no distance or linkage; the k-reciprocal Jaccard
+    distance with average linkage is what the authors' released code uses.
 
     Parameters
     ----------
@@ -235,7 +240,7 @@ def cluster_per_camera(
         Camera of each sample.
     method : {"agglomerative", "dbscan", "infomap"}, default "agglomerative"
         ``"agglomerative"``: Jaccard distance (``k1``, ``k2``) + agglomerative clustering with
-        ``linkage`` and ``n_clusters = max(1, n_c // images_per_cluster)`` (the paper); dense
+        ``linkage`` and ``n_clusters = max(1, n_c // images_per_cluster)`` (``n_c / 5`` in the paper); dense
         per camera, see the module notes for its cost. ``"dbscan"``: DBSCAN on the sparse
         Jaccard matrix with ``eps``. ``"infomap"``: Infomap on a kNN graph with ``k`` and
         ``min_sim``. The last two stay O(n_c k) in memory for large cameras.

@@ -31,9 +31,9 @@ from labelrefine.recipes._config import (
 def test_stage_defaults_are_the_papers():
     inter, intra = InterConfig(), IntraConfig()
     for cfg in (inter, intra):
-        assert (cfg.backbone, cfg.height, cfg.width) == ("resnet50", 256, 128)
+        assert (cfg.backbone, cfg.ibn, cfg.pooling, cfg.height, cfg.width) == ("resnet50", False, "avg", 256, 128)
         assert (cfg.lr, cfg.weight_decay, cfg.lr_step, cfg.lr_gamma) == (3.5e-4, 5e-4, 20, 0.1)
-        assert (cfg.temperature, cfg.momentum) == (0.05, 0.2)
+        assert (cfg.temperature, cfg.momentum) == (0.1, 0.2)  # paper, Sec. IV-A
     assert (inter.epochs, inter.k, inter.min_sim, inter.beta) == (50, 15, 0.5, 1.0)
     assert (inter.batch_size, inter.num_instances, inter.identities_per_step, inter.iters_per_epoch) == (
         256,
@@ -43,28 +43,21 @@ def test_stage_defaults_are_the_papers():
     )
     assert (inter.p_schedule, inter.p_span, inter.p_start, inter.cacl_warmup) == ("cosine", 3.0, 1.0, 10)
     assert (inter.refine, inter.align, inter.cacl, inter.clustering) == (True, True, True, "infomap")
+    assert (inter.min_size, inter.k_includes_self, inter.report_epoch) == (1, False, "last")
     assert (intra.epochs, intra.images_per_cluster, intra.intra_method) == (20, 5, "agglomerative")
     assert inter.run_dir == "runs/market1501/inter" and intra.run_dir == "runs/market1501/intra"
 
 
-def test_presets_state_their_paper_targets():
-    expected = {
-        "market1501": ("Table I", 85.6, 93.9),
-        "dukemtmcreid": ("Table I", 75.8, 86.6),
-        "msmt17": ("Table I", 42.5, 71.2),
-        "veri": ("Table II", 41.4, 86.6),
-    }
-    for name, (table, mAP, rank1) in expected.items():
-        preset = get_preset(name)
-        assert (preset.paper_table, preset.paper_map, preset.paper_rank1) == (table, mAP, rank1)
-        assert table in preset.description and "as reported in the paper" in preset.description
+def test_presets_name_their_commands_and_dataset():
+    for name, preset in PRESETS.items():
         assert f"--preset {name}" in preset.commands
         cfg = resolve_config("inter", preset=name)
-        assert cfg.dataset == name and cfg.preset == name
+        assert cfg.preset == name and name.startswith(cfg.dataset)
     assert resolve_config("intra", preset="veri").height == 224
-    assert resolve_config("inter", preset="veri").width == 224
+    assert resolve_config("inter", preset="veri-authors").width == 224
     assert {"synthreid", "synthetic"} <= set(PRESETS)
     assert get_preset("synthreid").paper_table is None
+    assert "--checkpoint runs/market1501-authors/inter/best.pt" in get_preset("market1501-authors").commands
 
 
 def test_preset_keys_of_one_stage_do_not_leak_into_another():
@@ -142,6 +135,13 @@ def test_set_values_are_parsed_by_field_type():
         (lambda: InterConfig(align_epochs=-1), ValueError, r"align_epochs must be in \[0, inf\], got -1"),
         (lambda: InterConfig(stop_after_epoch=-2), ValueError, r"stop_after_epoch must be in \[0, inf\], got -2"),
         (lambda: InterConfig(num_threads=0), ValueError, r"num_threads must be in \[1, inf\], got 0"),
+        (lambda: InterConfig(min_size=-1), ValueError, r"min_size must be in \[0, inf\], got -1"),
+        (lambda: InterConfig(report_epoch="first"), ValueError, r"report_epoch must be one of 'last', 'best'.*'first'"),
+        (
+            lambda: resolve_config("eval", preset="synthetic", sets={"flip": "true"}),
+            ValueError,
+            r"flip=True mirrors images left to right, but backbone='mlp' \(dataset='synthetic'\)",
+        ),
         (lambda: InterConfig(backbone="mlp"), ValueError, r"backbone='mlp' works on feature vectors"),
         (lambda: InterConfig(dataset="synthetic"), ValueError, r"backbone must be 'mlp' for dataset='synthetic'"),
         (lambda: IntraConfig(intra_method="kmeans"), ValueError, r"intra_method must be one of"),
@@ -210,10 +210,19 @@ def test_eval_config_has_the_evaluation_options():
 # ---------------------------------------------------------------------------------------- CLI errors
 
 
-def test_cli_presets_lists_paper_numbers(capsys):
+def test_cli_presets_lists_paper_rows(capsys):
     assert calr.main(["presets"]) == 0
     out = capsys.readouterr().out
-    assert "Table I: mAP 85.6, rank-1 93.9" in out and "Table II: mAP 41.4, rank-1 86.6" in out
+    assert "target: Table I, CALR, Market1501: mAP 82.8, rank-1 92.5" in out
+    assert "target: Table II, CALR(IBN+GEM), Veri776: mAP 44.8, rank-1 91.6" in out
+    assert "market1501-authors: every setting and its source" in out
+    # the targets the presets used to cite, none of which is a row of the paper
+    for number in ("85.6", "93.9", "75.8", "86.6", "42.5", "71.2", "41.4"):
+        assert number not in out
+    assert calr.main(["presets", "veri-ibn-gem"]) == 0
+    one = capsys.readouterr().out
+    assert "inter pooling            gem        paper, Table II row CALR(IBN+GEM) (GeM pooling)" in one
+    assert "market1501" not in one
 
 
 def test_cli_reports_a_missing_data_root_and_folder(tmp_path, capsys):

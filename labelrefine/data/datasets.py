@@ -407,7 +407,7 @@ def read_market1501(root: str | os.PathLike[str]) -> ReIDData:
     ReIDData
         ``train`` from ``bounding_box_train`` (12,936 images, 751 ids), ``query`` from
         ``query`` (3,368), ``gallery`` from ``bounding_box_test`` (15,913 after dropping the
-        2,798 junk ``-1`` images; the 2,793 ``0000`` distractors are kept). Cameras 0-based.
+        3,819 junk ``-1`` images of its 19,732; the 2,793 ``0000`` distractors are kept). Cameras 0-based.
 
     Raises
     ------

@@ -1,6 +1,6 @@
 """Configuration of the CALR recipe: one frozen dataclass per stage, presets, YAML and ``--set`` overrides.
 
-Resolution order (later wins): the stage's defaults (the paper's settings), the preset, the YAML
+Resolution order (later wins): the stage's defaults, the preset, the YAML
 file, the command line's dedicated flags, then ``--set key=value``. The resolved config is
 written to ``RUN_DIR/config.yaml`` by the trainer.
 """
@@ -21,12 +21,15 @@ from typing import Any, ClassVar
 from .._validation import check_choice, check_int, check_probability
 
 __all__ = [
+    "DEFAULT_SOURCES",
     "PRESETS",
+    "SETTINGS",
     "STAGES",
     "EvalConfig",
     "InterConfig",
     "IntraConfig",
     "Preset",
+    "Setting",
     "config_from_dict",
     "config_to_dict",
     "get_preset",
@@ -152,7 +155,7 @@ class _Common:
     # model
     backbone: str = "resnet50"
     pretrained: str | None = None
-    pooling: str = "gem"
+    pooling: str = "avg"
     ibn: bool = False
     mlp_hidden: int = 256
     cnn_width: int = 16
@@ -172,7 +175,7 @@ class _Common:
     num_instances: int = 16
     iters_per_epoch: int = 200
     epochs: int = 50
-    temperature: float = 0.05
+    temperature: float = 0.1
     momentum: float = 0.2
     memory_mode: str = "mean"
     # evaluation
@@ -273,11 +276,13 @@ class _Common:
 class IntraConfig(_Common):
     """Stage 1, intra-camera training: one encoder per camera, trained on that camera's images.
 
-    Defaults are the paper's (ResNet-50, 256 x 128 inputs, Adam lr 3.5e-4 with weight decay
-    5e-4, step decay x0.1 every 20 epochs, temperature 0.05, memory momentum 0.2, 20 epochs) and,
-    where the paper is silent, those of the authors' released intra-camera script (batch 64 =
-    16 clusters x 4 instances, 100 iterations per epoch, Jaccard k1 = 15, k2 = 4, average-linkage
-    agglomerative clustering with ``n_images / 5`` clusters, GeM pooling).
+    Defaults follow the paper where it states a value (Sec. IV-A: ResNet-50 with global
+    average pooling, 256 x 128 inputs, Adam with weight decay 5e-4, temperature 0.1, memory
+    momentum 0.2, 20 epochs, agglomerative clustering with ``n_images / 5`` clusters per
+    camera), and the authors' released intra-camera script where it is silent (lr 3.5e-4
+    with a x0.1 step every 20 epochs, batch 64 = 16 clusters x 4 instances, 100 iterations
+    per epoch, Jaccard ``k1 = 15``, ``k2 = 4``, average linkage). ``labelrefine-calr presets``
+    lists the source of every setting.
 
     Parameters
     ----------
@@ -370,10 +375,13 @@ class InterConfig(_Common):
     DBSCAN on the Jaccard distance, :func:`labelrefine.refine` with the discard probability of
     the ``p_schedule``, camera-entropy (CaCL) cluster weights after ``cacl_warmup`` epochs, a
     memory reset, then ``iters_per_epoch`` steps of ClusterNCE + ``beta`` x camera-domain loss
-    through gradient reversal. Defaults are the paper's: 50 epochs, k = 15, min_sim = 0.5,
-    beta = 1.0, the authors' cosine decay of p (``span = 3.0``), batch 256 = 16 clusters x 16
-    instances, 200 iterations per epoch, a CaCL warm-up of 10 epochs (our default; the paper
-    warms up but we state the number here).
+    through gradient reversal. Defaults follow the paper where it states a value (50 epochs,
+    Infomap, ``top_15`` neighbours in Eq. 4, beta = 1.0 from Table V, cosine decay of p from
+    Table IV) and otherwise the authors' released code (Infomap's ``min_sim = 0.5``, batch
+    256 = 16 clusters x 16 instances, 200 iterations per epoch, the cosine period of their
+    commented-out line ``span = 3.0``, the domain loss in the first 3 epochs) or our choice
+    (a CaCL warm-up of 10 epochs; the paper names no warm-up, the authors' code uses 5).
+    ``labelrefine-calr presets`` lists the source of every setting of every preset.
 
     It has all fields of :class:`IntraConfig` up to ``stop_after_epoch``, with stage-2
     defaults, and the following.
@@ -383,7 +391,17 @@ class InterConfig(_Common):
     clustering : {"infomap", "dbscan"}
         ``"dbscan"`` on the sparse k-reciprocal Jaccard distance is the Cluster-Contrast baseline.
     k, min_sim : int, float
-        kNN graph size (pivot scores and Infomap) and Infomap's edge threshold.
+        kNN graph size (pivot scores and Infomap) and Infomap's edge threshold. ``k`` must be
+        at most N - 1 (the training images other than the sample): a larger value is an error
+        when training starts, never a silent clamp.
+    k_includes_self : bool
+        ``k`` counts the sample itself, as the authors' faiss search does (``k`` columns, the
+        sample first): Infomap then links each image to its ``k - 1`` nearest others. The
+        ``"reference"`` pivot rule reads ``k`` columns including the sample in either case (the
+        authors' score); the other rules score ``k`` other neighbours (Eq. 4).
+    min_size : int
+        Infomap clusters with at most this many images become outliers (1 drops singletons;
+        the authors' code drops clusters of at most 4 images).
     eps, min_samples, k1, k2 : DBSCAN and Jaccard parameters (``clustering="dbscan"``).
     refine : bool
         Refine the global labels with the local ones (``--no-refine`` turns it off).
@@ -410,6 +428,11 @@ class InterConfig(_Common):
         Learning rate of the camera classifier relative to ``lr`` (a faster classifier keeps the
         adversarial game near its equilibrium).
     cacl, cacl_warmup : camera-entropy weights ``log(1 + H)`` from epoch ``cacl_warmup`` on.
+    report_epoch : {"last", "best"}
+        Which evaluation the run reports (``RunResult.metrics`` and the last log line):
+        ``"last"``, or ``"best"``, the epoch with the highest **test-set** mAP, as the authors'
+        script reports (that is model selection on the test set). With ``"best"`` the
+        encoder of that epoch is also saved to ``RUN_DIR/best.pt``.
     local_labels : str or None
         Stage-1 output: a ``local_labels.npz``, a stage-1 run folder, the authors' per-camera
         ``.npy`` files (a file or a folder of them), or ``"per-camera"`` to cluster each camera
@@ -421,7 +444,9 @@ class InterConfig(_Common):
 
     clustering: str = "infomap"
     k: int = 15
+    k_includes_self: bool = False
     min_sim: float = 0.5
+    min_size: int = 1
     eps: float = 0.6
     min_samples: int = 4
     k1: int = 30
@@ -443,6 +468,7 @@ class InterConfig(_Common):
     cam_lr_mult: float = 1.0
     cacl: bool = True
     cacl_warmup: int = 10
+    report_epoch: str = "last"
     local_labels: str | None = None
 
     def _validate(self) -> None:
@@ -457,6 +483,8 @@ class InterConfig(_Common):
         check_int(self.k2, "k2", low=1, high=self.k1)
         check_int(self.cam_hidden, "cam_hidden", low=1)
         check_int(self.cacl_warmup, "cacl_warmup", low=0)
+        check_int(self.min_size, "min_size", low=0)
+        check_choice(self.report_epoch, "report_epoch", ("last", "best"))
         if self.align_epochs is not None:
             check_int(self.align_epochs, "align_epochs", low=0)
         for name in ("min_sim", "p_start", "p_end"):
@@ -495,7 +523,8 @@ class EvalConfig(_Common):
     rerank : bool
         k-reciprocal re-ranking (:func:`labelrefine.evaluate_retrieval`).
     flip : bool
-        Sum the embeddings of each image and its mirror image.
+        Sum the embeddings of each image and its mirror image (images only: with
+        ``backbone="mlp"`` the samples are feature vectors, and ``flip=True`` is an error).
     """
 
     STAGE: ClassVar[str] = "eval"
@@ -503,6 +532,14 @@ class EvalConfig(_Common):
     checkpoint: str | None = None
     rerank: bool = False
     flip: bool = False
+
+    def _validate(self) -> None:
+        super()._validate()
+        if self.flip and self.backbone == "mlp":
+            raise ValueError(
+                f"flip=True mirrors images left to right, but backbone='mlp' (dataset={self.dataset!r}) embeds "
+                "feature vectors, which flipping would reverse: evaluate without --flip"
+            )
 
 
 _CLASSES: dict[str, type[_Common]] = {"intra": IntraConfig, "inter": InterConfig, "eval": EvalConfig}
@@ -544,9 +581,245 @@ def config_from_dict(cls: type[_Common], values: Mapping[str, Any], *, parse_str
 # presets
 
 
+# ----------------------------------------------------------------------------------------------
+# where every setting comes from
+
+# A number or choice attributed to the paper (CALR, Li et al.) is quoted from it with its
+# section, table and row; where the paper is silent the source is the authors' released code
+# (github.com/leeBooMla/CALR, commit 919e36ce: inter_camera_training.py, intra_camera_training.py,
+# their README) or our own choice with its reason. See CONTRIBUTING.md.
+
+_RVP = "as documented in docs/reference-vs-paper.md"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One recipe setting, what the paper says about it and what the authors' released code uses.
+
+    Attributes
+    ----------
+    key : str
+        The config field.
+    stages : tuple of str
+        The stages whose config has it (``"intra"``, ``"inter"``).
+    paper : str
+        What the paper states, with its section, equation or table; "silent" where it says nothing.
+    authors : str
+        What the authors' released code uses, and where.
+    """
+
+    key: str
+    stages: tuple[str, ...]
+    paper: str
+    authors: str
+
+
+_BOTH = ("intra", "inter")
+_INTRA = ("intra",)
+_INTER = ("inter",)
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "backbone",
+        _BOTH,
+        "ResNet-50 pre-trained on ImageNet (Sec. IV-A)",
+        "`-a resnet50` (README; default of inter_camera_training.py)",
+    ),
+    Setting(
+        "ibn",
+        _BOTH,
+        "IBN-ResNet50 for the CALR(IBN) and CALR(IBN+GeMPool) rows (Table I caption)",
+        "`-a resnet_ibn50a` for IBN (README; default of intra_camera_training.py)",
+    ),
+    Setting(
+        "pooling",
+        _BOTH,
+        "global average pooling, then BN and L2 (Sec. IV-A); GeM for the IBN+GeMPool rows (Table I caption)",
+        "`--pooling-type gem` (both scripts)",
+    ),
+    Setting("height", _BOTH, "256 x 128 for persons, 224 x 224 for VeRi-776 (Sec. IV-A)", "the same (README)"),
+    Setting("width", _BOTH, "256 x 128 for persons, 224 x 224 for VeRi-776 (Sec. IV-A)", "the same (README)"),
+    Setting("flip_p", _BOTH, "silent", "`RandomHorizontalFlip(p=0.5)` (get_train_loader)"),
+    Setting("pad", _BOTH, "silent", "`Pad(10)` then `RandomCrop` (get_train_loader)"),
+    Setting("erasing_p", _BOTH, "silent", "`RandomErasing(probability=0.5)` (get_train_loader)"),
+    Setting("optimizer", _BOTH, "Adam (Sec. IV-A)", "Adam"),
+    Setting("lr", _BOTH, "silent", "`--lr 0.00035`"),
+    Setting("weight_decay", _BOTH, "5e-4 (Sec. IV-A)", "`--weight-decay 5e-4`"),
+    Setting("lr_step", _BOTH, "silent", "`StepLR`, `--step-size 20`"),
+    Setting("lr_gamma", _BOTH, "silent", "`StepLR(..., gamma=0.1)`"),
+    Setting("batch_size", _INTRA, "silent", "`-b 64` (intra_camera_training.py; README example: `-b 256`)"),
+    Setting("batch_size", _INTER, "silent", "`-b 256`"),
+    Setting("num_instances", _INTRA, "silent", "`--num-instances 4`"),
+    Setting("num_instances", _INTER, "silent", "`--num-instances 16`"),
+    Setting("iters_per_epoch", _INTRA, "silent", "`--iters 100`"),
+    Setting(
+        "iters_per_epoch",
+        _INTER,
+        "silent",
+        "README: `--iters 200` for Market-1501, `--iters 400` for the other datasets",
+    ),
+    Setting(
+        "epochs",
+        _INTRA,
+        "20 epochs of intra-camera training (Sec. IV-A)",
+        "`--epochs 25` (script default; README example: `--epochs 20`)",
+    ),
+    Setting("epochs", _INTER, "50 epochs of inter-camera training (Sec. IV-A)", "`--epochs 50`"),
+    Setting("temperature", _BOTH, "tau = 0.1 (Sec. IV-A)", "`--temp 0.05` (both scripts)"),
+    Setting("momentum", _BOTH, "m = 0.2 (Sec. IV-A, Eq. 2)", "`--momentum 0.1` (both scripts)"),
+    Setting(
+        "memory_mode",
+        _BOTH,
+        "Eq. 2, one update per query",
+        "Cluster-Contrast's memory: one update per sample in batch order (`--use-hard` off)",
+    ),
+    Setting(
+        "intra_method",
+        _INTRA,
+        "agglomerative hierarchical clustering [68] (Sec. IV-A); no distance or linkage named",
+        f"agglomerative clustering of the Jaccard distance, average linkage, {_RVP}",
+    ),
+    Setting("images_per_cluster", _INTRA, "num_images / 5 clusters per camera (Sec. IV-A)", "the same"),
+    Setting("k1", _INTRA, "silent (no distance named)", "Jaccard `--k1 15`"),
+    Setting("k2", _INTRA, "silent (no distance named)", "Jaccard `--k2 4`"),
+    Setting("clustering", _INTER, "Infomap [63] (Sec. III-A, IV-A)", "Infomap (`cluster_by_infomap`)"),
+    Setting(
+        "k",
+        _INTER,
+        "top_15(i), the 15 closest neighbours of i, in the pivot score (Eq. 4); Infomap's graph: silent",
+        "`--k1 15`: a faiss search of 15 columns, the sample included, for Infomap and the score",
+    ),
+    Setting(
+        "k_includes_self", _INTER, "no: the 15 closest neighbours of i (Eq. 4)", "yes (15 columns with the sample)"
+    ),
+    Setting("min_sim", _INTER, "silent", "`--eps 0.5`, passed to Infomap as `min_sim`"),
+    Setting("min_size", _INTER, "silent", "`--k2 4`: Infomap clusters of at most 4 images become outliers"),
+    Setting("eps", _INTER, "silent (DBSCAN is not used)", "not used (the released run clusters with Infomap)"),
+    Setting("min_samples", _INTER, "silent (DBSCAN is not used)", "not used (the released run clusters with Infomap)"),
+    Setting("k1", _INTER, "silent (DBSCAN is not used)", "`--D_k1 30` (unused by the Infomap run)"),
+    Setting("k2", _INTER, "silent (DBSCAN is not used)", "`--D_k2 6` (unused by the Infomap run)"),
+    Setting("refine", _INTER, "label refinement with local clusters, Eq. 5 (Sec. III-C)", "on"),
+    Setting(
+        "pivots",
+        _INTER,
+        "every sample whose score is above the mean score is a pivot (Sec. III-C)",
+        f"one pivot per cluster, its last above-mean member (`node_flag=1`), {_RVP}",
+    ),
+    Setting(
+        "p_schedule",
+        _INTER,
+        "cosine decay of p is best (Table IV)",
+        "p = 1 at every epoch (`decay = 1`; the cosine line is commented out)",
+    ),
+    Setting("p_start", _INTER, "Eq. 5 is stated for p = 1 (Sec. III-C)", "1"),
+    Setting("p_end", _INTER, "silent", "p stays 1"),
+    Setting(
+        "p_span",
+        _INTER,
+        "silent (no period of the cosine given)",
+        "3 in the commented-out line `0.5*(1+cos(pi*epoch/(3*epochs)))`",
+    ),
+    Setting("p_power", _INTER, "silent (Table IV names a polynomial decay, no power)", "not used"),
+    Setting("p_rate", _INTER, "silent (Table IV names an exponential decay, no rate)", "not used"),
+    Setting("align", _INTER, "camera domain alignment, Eq. 7-9 (Sec. III-C, III-D)", "on"),
+    Setting(
+        "beta",
+        _INTER,
+        "beta = 1.0 gives the highest mAP (Table V, Sec. IV-D)",
+        f"no beta: the domain loss is added with weight 1, {_RVP}",
+    ),
+    Setting("grl_lambda", _INTER, "lambda, no value given (Eq. 7)", f"lambda = 1, {_RVP}"),
+    Setting("grl_schedule", _INTER, "silent", "constant"),
+    Setting(
+        "align_epochs",
+        _INTER,
+        "no limit: Eq. 9 is the objective of the inter-camera training (Sec. III-D)",
+        f"the first 3 epochs (`if epoch < 3` in calr/trainers.py), {_RVP}",
+    ),
+    Setting(
+        "cam_hidden",
+        _INTER,
+        "silent (a domain classifier D)",
+        f"three layers of width 100 with dropout, {_RVP}",
+    ),
+    Setting("cam_lr_mult", _INTER, "silent", "one Adam and one learning rate for all parameters"),
+    Setting("cacl", _INTER, "w_i follows [62] (Eq. 6)", "`log(1 + H)` cluster weights"),
+    Setting("cacl_warmup", _INTER, "silent (no warm-up named)", "uniform weights for epochs 0-4 (`if epoch < 5`)"),
+    Setting(
+        "report_epoch",
+        _INTER,
+        "silent",
+        "the epoch of the best test-set mAP (`model_best.pth.tar`)",
+    ),
+)
+
+_OUR_MEMORY = "our choice: one vectorised step towards each cluster's batch mean (docs/reference-vs-paper.md)"
+
+# sources of the stage defaults ("stage.key" before "key")
+DEFAULT_SOURCES: Mapping[str, str] = types.MappingProxyType(
+    {
+        "backbone": "paper, Sec. IV-A (ResNet-50)",
+        "ibn": "paper, Sec. IV-A (ResNet-50)",
+        "pooling": "paper, Sec. IV-A (global average pooling)",
+        "height": "paper, Sec. IV-A (256 x 128 for persons)",
+        "width": "paper, Sec. IV-A (256 x 128 for persons)",
+        "flip_p": "authors' code, get_train_loader (paper silent)",
+        "pad": "authors' code, get_train_loader (paper silent)",
+        "erasing_p": "authors' code, get_train_loader (paper silent)",
+        "optimizer": "paper, Sec. IV-A (Adam)",
+        "lr": "authors' code, --lr (paper silent)",
+        "weight_decay": "paper, Sec. IV-A",
+        "lr_step": "authors' code, --step-size (paper silent)",
+        "lr_gamma": "authors' code, StepLR gamma (paper silent)",
+        "intra.batch_size": "authors' code, intra_camera_training.py -b (paper silent)",
+        "inter.batch_size": "authors' code, inter_camera_training.py -b (paper silent)",
+        "intra.num_instances": "authors' code, intra_camera_training.py --num-instances (paper silent)",
+        "inter.num_instances": "authors' code, inter_camera_training.py --num-instances (paper silent)",
+        "intra.iters_per_epoch": "authors' code, intra_camera_training.py --iters (paper silent)",
+        "inter.iters_per_epoch": "authors' code, README: --iters 200 for Market-1501 (paper silent)",
+        "intra.epochs": "paper, Sec. IV-A",
+        "inter.epochs": "paper, Sec. IV-A",
+        "temperature": "paper, Sec. IV-A",
+        "momentum": "paper, Sec. IV-A",
+        "memory_mode": _OUR_MEMORY,
+        "intra_method": "paper, Sec. IV-A (agglomerative hierarchical clustering)",
+        "images_per_cluster": "paper, Sec. IV-A (num_images / 5 clusters per camera)",
+        "intra.k1": "authors' code, intra_camera_training.py --k1 (paper names no distance)",
+        "intra.k2": "authors' code, intra_camera_training.py --k2 (paper names no distance)",
+        "clustering": "paper, Sec. IV-A (Infomap)",
+        "k": "paper, Eq. 4 (top_15)",
+        "k_includes_self": "paper, Eq. 4 (the 15 closest neighbours of i)",
+        "min_sim": "authors' code, --eps passed as min_sim (paper silent)",
+        "min_size": "our choice: drop singletons only (paper silent; the authors' code drops clusters of <= 4)",
+        "eps": "our choice: used only with clustering='dbscan' (paper silent)",
+        "min_samples": "our choice: used only with clustering='dbscan' (paper silent)",
+        "inter.k1": "authors' code, --D_k1 (used only with clustering='dbscan')",
+        "inter.k2": "authors' code, --D_k2 (used only with clustering='dbscan')",
+        "refine": "paper, Sec. III-C",
+        "pivots": "our choice: the library's default pivot rule (see refine); the paper: Sec. III-C",
+        "p_schedule": "paper, Table IV (cosine, the best row)",
+        "p_start": "paper, Sec. III-C (Eq. 5 stated for p = 1)",
+        "p_end": "our choice: decay towards 0 (paper silent)",
+        "p_span": "authors' code, the commented-out cosine line (paper gives no period)",
+        "p_power": "our choice: used only with p_schedule='polynomial' (paper gives no power)",
+        "p_rate": "our choice: used only with p_schedule='exponential' (paper gives no rate)",
+        "align": "paper, Sec. III-C",
+        "beta": "paper, Table V (highest mAP)",
+        "grl_lambda": f"authors' code, {_RVP} (paper gives no value)",
+        "grl_schedule": "authors' code, constant lambda (paper silent)",
+        "align_epochs": f"authors' code, calr/trainers.py, {_RVP}",
+        "cam_hidden": "our choice: a two-layer classifier (paper silent; the authors' three-layer one is not offered)",
+        "cam_lr_mult": "authors' code, one learning rate for all parameters (paper silent)",
+        "cacl": "paper, Eq. 6 (w_i follows [62])",
+        "cacl_warmup": "our choice: 10 epochs (paper names no warm-up; the authors' code uses 5)",
+        "report_epoch": "our choice: the last epoch, no model selection on the test set (paper silent)",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Preset:
-    """Settings of one dataset and the paper's result they target.
+    """Settings of one dataset and the row of the paper they target.
 
     Attributes
     ----------
@@ -555,16 +828,24 @@ class Preset:
     description : str
         One line.
     paper_table : str or None
-        The table of the CALR paper (arXiv 2403.16450) whose numbers the preset targets.
+        The table of the CALR paper whose row the preset targets.
     paper_map, paper_rank1 : float or None
-        mAP and rank-1 (%) of CALR in that table, as reported in the paper (check the paper's
-        tables); ``None`` for the CPU presets.
+        mAP and rank-1 (%) of that row, quoted from the paper; ``None`` where the preset
+        targets no row.
     overrides : mapping
         Keys applied to every stage's config (``dataset``, input size...).
     stage_overrides : mapping
         Per-stage keys, ``{"intra": {...}, "inter": {...}}``.
     commands : str
         The commands that train and evaluate it.
+    paper_row : str or None
+        The row, as the table names it (``"CALR"``, ``"CALR(IBN+GeMPool)"``).
+    family : {"paper", "authors", "cpu"}
+        A row of the paper, the authors' released configuration, or a CPU preset.
+    sources : mapping
+        Where the preset's own values come from (``"key"`` or ``"stage.key"`` to a text that
+        starts with ``paper``, ``authors' code`` or ``our choice``); the keys it does not set
+        keep the source of the stage default (:data:`DEFAULT_SOURCES`).
     """
 
     name: str
@@ -575,6 +856,9 @@ class Preset:
     overrides: Mapping[str, Any]
     stage_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     commands: str = ""
+    paper_row: str | None = None
+    family: str = "cpu"
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def values(self, stage: str) -> dict[str, Any]:
         """The keys this preset sets for ``stage``, filtered to that stage's fields."""
@@ -582,136 +866,247 @@ class Preset:
         merged = {"preset": self.name, **self.overrides, **self.stage_overrides.get(stage, {})}
         return {key: value for key, value in merged.items() if key in known}
 
+    def source(self, stage: str, key: str) -> str | None:
+        """Where the value of ``key`` in ``stage`` comes from (``None`` for a key without one)."""
+        for table in (self.sources, DEFAULT_SOURCES):
+            for name in (f"{stage}.{key}", key):
+                if name in table:
+                    return table[name]
+        return None
 
-def _commands(name: str, extra: str = "", *, weights: bool = True) -> str:
+    @property
+    def target(self) -> str:
+        """The targeted row and its numbers, e.g. ``"Table I, CALR, Market1501: mAP 82.8, rank-1 92.5"``."""
+        if self.paper_table is None:
+            return "none (no row of the paper)"
+        column = _PAPER_COLUMNS[self.overrides["dataset"]]
+        return f"{self.paper_table}, {self.paper_row}, {column}: mAP {self.paper_map}, rank-1 {self.paper_rank1}"
+
+
+# the column names of Tables I and II
+_PAPER_COLUMNS = {"market1501": "Market1501", "dukemtmcreid": "DukeMTMC-ReID", "msmt17": "MSMT17", "veri": "Veri776"}
+_DATASET_NAMES = {
+    "market1501": "Market-1501",
+    "dukemtmcreid": "DukeMTMC-reID",
+    "msmt17": "MSMT17",
+    "veri": "VeRi-776",
+}
+
+# (table, CALR row, its mAP and rank-1, IBN+GeM row, its mAP and rank-1): Table I and II of the paper
+_PAPER_ROWS: dict[str, tuple[str, tuple[str, float, float], tuple[str, float, float]]] = {
+    "market1501": ("Table I", ("CALR", 82.8, 92.5), ("CALR(IBN+GeMPool)", 84.5, 93.6)),
+    "dukemtmcreid": ("Table I", ("CALR", 71.5, 82.7), ("CALR(IBN+GeMPool)", 74.2, 86.0)),
+    "msmt17": ("Table I", ("CALR", 44.2, 73.0), ("CALR(IBN+GeMPool)", 50.4, 78.1)),
+    "veri": ("Table II", ("CALR", 42.9, 88.7), ("CALR(IBN+GEM)", 44.8, 91.6)),
+}
+
+
+def _commands(name: str, extra: str = "", *, weights: str | None = "resnet50.pth", best: bool = False) -> str:
     root = "--data-root /path/to/datasets"
-    pretrained = " --set pretrained=/path/to/resnet50-imagenet.pth" if weights else ""
+    pretrained = f" --set pretrained=/path/to/{weights}" if weights else ""
     base = f"runs/{name}"
+    evaluate = f"labelrefine-calr eval --run-dir {base}/inter"
     return "\n".join(
         [
             f"labelrefine-calr intra --preset {name} {root} --run-dir {base}/intra{pretrained}{extra}",
             f"labelrefine-calr inter --preset {name} {root} --run-dir {base}/inter "
             f"--local-labels {base}/intra/local_labels.npz{pretrained}{extra}",
-            f"labelrefine-calr eval --run-dir {base}/inter",
+            evaluate + (f" --checkpoint {base}/inter/best.pt" if best else ""),
             f"labelrefine-calr plot {base}/inter",
         ]
     )
 
 
-_PAPER = "as reported in the paper; check the paper's tables"
+def _dataset_values(dataset: str, family: str) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """(overrides, sources, stage-2 overrides) that every preset of a real dataset shares."""
+    overrides: dict[str, Any] = {"dataset": dataset}
+    sources: dict[str, str] = {}
+    inter: dict[str, Any] = {}
+    if dataset == "veri":
+        overrides.update(height=224, width=224)
+        size = "paper, Sec. IV-A" if family == "paper" else "authors' code, README"
+        sources.update(height=f"{size} (224 x 224 for VeRi-776)", width=f"{size} (224 x 224 for VeRi-776)")
+    if dataset != "market1501":
+        inter["iters_per_epoch"] = 400
+        sources["inter.iters_per_epoch"] = "authors' code, README: --iters 400 for datasets other than Market-1501"
+    return overrides, sources, inter
 
-PRESETS: dict[str, Preset] = {
-    "market1501": Preset(
-        "market1501",
-        f"Market-1501, purely unsupervised, ResNet-50 256x128 (CALR Table I: mAP 85.6, R1 93.9, {_PAPER})",
-        "Table I",
-        85.6,
-        93.9,
-        types.MappingProxyType({"dataset": "market1501", "height": 256, "width": 128}),
-        commands=_commands("market1501"),
-    ),
-    "dukemtmcreid": Preset(
-        "dukemtmcreid",
-        f"DukeMTMC-reID, purely unsupervised, ResNet-50 256x128 (CALR Table I: mAP 75.8, R1 86.6, {_PAPER})",
-        "Table I",
-        75.8,
-        86.6,
-        types.MappingProxyType({"dataset": "dukemtmcreid", "height": 256, "width": 128}),
-        commands=_commands("dukemtmcreid"),
-    ),
-    "msmt17": Preset(
-        "msmt17",
-        f"MSMT17, purely unsupervised, ResNet-50 256x128 (CALR Table I: mAP 42.5, R1 71.2, {_PAPER})",
-        "Table I",
-        42.5,
-        71.2,
-        types.MappingProxyType({"dataset": "msmt17", "height": 256, "width": 128}),
-        commands=_commands("msmt17"),
-    ),
-    "veri": Preset(
-        "veri",
-        f"VeRi-776 vehicles, ResNet-50 224x224 (CALR Table II: mAP 41.4, R1 86.6, {_PAPER})",
-        "Table II",
-        41.4,
-        86.6,
-        types.MappingProxyType({"dataset": "veri", "height": 224, "width": 224}),
-        commands=_commands("veri"),
-    ),
-    "synthreid": Preset(
-        "synthreid",
-        "SynthReID generated images with a tiny CNN: the whole recipe on a laptop CPU in a few minutes",
+
+def _paper_preset(dataset: str, ibn_gem: bool) -> Preset:
+    table, calr_row, ibn_row = _PAPER_ROWS[dataset]
+    row, mAP, rank1 = ibn_row if ibn_gem else calr_row
+    overrides, sources, inter = _dataset_values(dataset, "paper")
+    # the pivot rule is not set: the paper presets follow the library's default rule (refine's)
+    inter.update(align_epochs=None, cacl_warmup=5)
+    sources.update(
+        align_epochs="paper, Sec. III-D (Eq. 9, no epoch limit)",
+        cacl_warmup="authors' code, `if epoch < 5` (paper names no warm-up)",
+    )
+    if ibn_gem:
+        overrides.update(ibn=True, pooling="gem")
+        sources.update(
+            ibn=f"paper, {table} row {row} (IBN-ResNet50)",
+            pooling=f"paper, {table} row {row} (GeM pooling)",
+        )
+        model = "IBN-ResNet-50, GeM pooling"
+    else:
+        model = "ResNet-50, global average pooling"
+    name = f"{dataset}-ibn-gem" if ibn_gem else dataset
+    return Preset(
+        name,
+        f"{_DATASET_NAMES[dataset]}, the paper's {row} row ({table}): {model}, tau and m of Sec. IV-A",
+        table,
+        mAP,
+        rank1,
+        types.MappingProxyType(overrides),
+        types.MappingProxyType({"inter": inter}),
+        commands=_commands(name, weights="resnet50_ibn_a.pth" if ibn_gem else "resnet50.pth"),
+        paper_row=row,
+        family="paper",
+        sources=types.MappingProxyType(sources),
+    )
+
+
+def _authors_preset(dataset: str) -> Preset:
+    overrides, sources, inter = _dataset_values(dataset, "authors")
+    overrides.update(backbone="resnet50", ibn=False, pooling="gem", temperature=0.05, momentum=0.1)
+    inter.update(
+        pivots="reference",
+        p_schedule="constant",
+        p_start=1.0,
+        k_includes_self=True,
+        min_size=4,
+        align_epochs=3,
+        cacl_warmup=5,
+        report_epoch="best",
+    )
+    authors = {
+        "backbone": "authors' code, README: -a resnet50",
+        "ibn": "authors' code, README: -a resnet50",
+        "pooling": "authors' code, --pooling-type gem",
+        "temperature": "authors' code, --temp",
+        "momentum": "authors' code, --momentum",
+        "intra.epochs": "authors' code, intra_camera_training.py --epochs (README example: 20)",
+        "pivots": "authors' code, cluster_by_infomap(node_flag=1)",
+        "p_schedule": "authors' code, decay = 1",
+        "p_start": "authors' code, decay = 1",
+        "k_includes_self": "authors' code, faiss kNN of 15 columns with the sample",
+        "min_size": "authors' code, --k2 4 passed to cluster_by_infomap",
+        "align_epochs": f"authors' code, calr/trainers.py `if epoch < 3`, {_RVP}",
+        "cacl_warmup": "authors' code, `if epoch < 5`",
+        "report_epoch": "authors' code, reports model_best.pth.tar (best test-set mAP)",
+        "beta": f"authors' code, domain loss added with weight 1, {_RVP}",
+    }
+    # values the paper and the authors' code share: named after the code in this family
+    for key in ("optimizer", "weight_decay", "inter.epochs", "intra_method", "images_per_cluster", "clustering"):
+        authors.setdefault(key, "authors' code, the same as the paper")
+    for key in ("k", "refine", "align", "cacl"):
+        authors.setdefault(key, "authors' code, the same as the paper")
+    authors.setdefault("height", "authors' code, README (256 x 128 for persons)")
+    authors.setdefault("width", "authors' code, README (256 x 128 for persons)")
+    authors.update(sources)
+    name = f"{dataset}-authors"
+    return Preset(
+        name,
+        f"{_DATASET_NAMES[dataset]}, the authors' released configuration (ResNet-50, GeM, their tau and momentum, "
+        "p = 1, their pivots); no row of the paper states it",
         None,
         None,
         None,
-        types.MappingProxyType(
-            {
-                "dataset": "synthreid",
-                "backbone": "tiny-cnn",
-                "height": 64,
-                "width": 32,
-                "pad": 4,
-                "device": "auto",
-                "num_workers": 0,
-                "num_threads": 1,
-                "test_batch_size": 128,
-                "eval_every": 1,
-                "lr_step": 10,
-            }
-        ),
-        types.MappingProxyType(
-            {
-                "intra": {
-                    "epochs": 3,
-                    "iters_per_epoch": 10,
-                    "batch_size": 32,
-                    "num_instances": 4,
-                    "images_per_cluster": 2,
-                },
-                "inter": {"epochs": 8, "iters_per_epoch": 20, "batch_size": 64, "num_instances": 4, "cacl_warmup": 2},
-            }
-        ),
-        commands=_commands("synthreid", weights=False).replace("/path/to/datasets", "data"),
-    ),
-    "synthetic": Preset(
-        "synthetic",
-        "Camera-biased synthetic feature vectors with a small MLP: seconds per run, for tests and ablations",
+        types.MappingProxyType(overrides),
+        types.MappingProxyType({"intra": {"epochs": 25}, "inter": inter}),
+        commands=_commands(name, best=True),
+        family="authors",
+        sources=types.MappingProxyType(authors),
+    )
+
+
+_CPU = "our choice: sized for a CPU run on generated data"
+
+
+def _cpu_sources(overrides: Mapping[str, Any], stage_overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    keys = {s.key for s in SETTINGS}
+    out = {key: _CPU for key in overrides if key in keys}
+    for stage, values in stage_overrides.items():
+        out.update({f"{stage}.{key}": _CPU for key in values if key in keys})
+    return out
+
+
+def _cpu_preset(name: str, description: str, overrides: dict[str, Any], stage_overrides: dict[str, Any]) -> Preset:
+    commands = _commands(name, weights=None).replace("/path/to/datasets", "data")
+    if name == "synthetic":
+        commands = commands.replace(" --data-root data", "")
+    return Preset(
+        name,
+        description,
         None,
         None,
         None,
-        types.MappingProxyType(
-            {
-                "dataset": "synthetic",
-                "backbone": "mlp",
-                "lr": 1e-3,
-                "lr_step": 100,
-                "num_workers": 0,
-                "num_threads": 1,
-                "synth_camera_strength": 0.8,
-                "synth_noise": 0.5,
-                "test_batch_size": 1024,
-                "flip_p": 0.0,
-                "erasing_p": 0.0,
-                "pad": 0,
-                "momentum": 0.2,
-                "temperature": 0.05,
-            }
-        ),
-        types.MappingProxyType(
-            {
-                "intra": {"epochs": 3, "iters_per_epoch": 10, "batch_size": 32, "num_instances": 4},
-                "inter": {
-                    "epochs": 6,
-                    "iters_per_epoch": 20,
-                    "batch_size": 64,
-                    "num_instances": 4,
-                    "cacl_warmup": 2,
-                    "align_epochs": 1,
-                },
-            }
-        ),
-        commands=_commands("synthetic", weights=False).replace(" --data-root /path/to/datasets", ""),
-    ),
-}
+        types.MappingProxyType(overrides),
+        types.MappingProxyType(stage_overrides),
+        commands=commands,
+        sources=types.MappingProxyType(_cpu_sources(overrides, stage_overrides)),
+    )
+
+
+PRESETS: dict[str, Preset] = {}
+for _dataset in _PAPER_ROWS:
+    for _preset in (_paper_preset(_dataset, False), _paper_preset(_dataset, True), _authors_preset(_dataset)):
+        PRESETS[_preset.name] = _preset
+PRESETS["synthreid"] = _cpu_preset(
+    "synthreid",
+    "SynthReID generated images with a tiny CNN: the whole recipe on a laptop CPU in a few minutes",
+    {
+        "dataset": "synthreid",
+        "backbone": "tiny-cnn",
+        "height": 64,
+        "width": 32,
+        "pad": 4,
+        "device": "auto",
+        "num_workers": 0,
+        "num_threads": 1,
+        "test_batch_size": 128,
+        "eval_every": 1,
+        "lr_step": 10,
+        "temperature": 0.05,
+    },
+    {
+        "intra": {"epochs": 3, "iters_per_epoch": 10, "batch_size": 32, "num_instances": 4, "images_per_cluster": 2},
+        "inter": {"epochs": 8, "iters_per_epoch": 20, "batch_size": 64, "num_instances": 4, "cacl_warmup": 2},
+    },
+)
+PRESETS["synthetic"] = _cpu_preset(
+    "synthetic",
+    "Camera-biased synthetic feature vectors with a small MLP: seconds per run, for tests and ablations",
+    {
+        "dataset": "synthetic",
+        "backbone": "mlp",
+        "lr": 1e-3,
+        "lr_step": 100,
+        "num_workers": 0,
+        "num_threads": 1,
+        "synth_camera_strength": 0.8,
+        "synth_noise": 0.5,
+        "test_batch_size": 1024,
+        "flip_p": 0.0,
+        "erasing_p": 0.0,
+        "pad": 0,
+        "momentum": 0.2,
+        "temperature": 0.05,
+    },
+    {
+        "intra": {"epochs": 3, "iters_per_epoch": 10, "batch_size": 32, "num_instances": 4},
+        "inter": {
+            "epochs": 6,
+            "iters_per_epoch": 20,
+            "batch_size": 64,
+            "num_instances": 4,
+            "cacl_warmup": 2,
+            "align_epochs": 1,
+        },
+    },
+)
+del _dataset, _preset
 
 
 def get_preset(name: str) -> Preset:

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +64,9 @@ class RunResult:
         Stage 1: the local labels (also in ``local_labels.npz``). Stage 2: the pseudo labels of
         the last epoch (refined, contiguous ids, -1 unused).
     metrics : dict or None
-        Stage 2: the last retrieval evaluation (``mAP``, ``rank1``...); stage 1: the cluster
-        quality of the local labels when identities are known.
+        Stage 2: the last retrieval evaluation (``mAP``, ``rank1``...), or with
+        ``report_epoch="best"`` the one of the epoch with the highest test-set mAP (and its
+        ``epoch``); stage 1: the cluster quality of the local labels when identities are known.
     encoder : torch.nn.Module
         The trained encoder (stage 2; the last camera's for stage 1), in eval mode.
     """
@@ -542,20 +544,34 @@ def _local_labels(session: Session, config: InterConfig, data: RunData, encoder:
     return broadcast_object(labels)
 
 
+def _check_graph_size(config: InterConfig, n: int) -> None:
+    """``k`` (and ``k1`` for DBSCAN) must fit the N training images: an error, never a silent clamp."""
+    if config.k > n - 1:
+        raise ValueError(
+            f"k must be at most N - 1 = {n - 1} (the training images other than the sample itself), got k={config.k}"
+        )
+    if config.clustering == "dbscan" and config.k1 > n:
+        raise ValueError(
+            f"k1 must be at most N = {n} (the training images) for clustering='dbscan', got k1={config.k1}"
+        )
+
+
 def _pseudo_labels(
     config: InterConfig, feats: np.ndarray, local: np.ndarray | None, data: RunData, epoch: int
 ) -> dict[str, Any]:
     """One kNN graph -> Infomap or DBSCAN -> refine -> contiguous labels, weights, centroids, stats."""
-    n = feats.shape[0]
-    k = min(config.k, n - 1)
-    columns = min(n, max(k + 1, config.k1 if config.clustering == "dbscan" else 0))
+    k = config.k  # checked against N by _check_graph_size when the stage starts
+    columns = max(k + 1, config.k1 if config.clustering == "dbscan" else 0)
     graph = knn(feats, columns)
     if config.clustering == "infomap":
-        global_labels = infomap_cluster((graph[0][:, : k + 1], graph[1][:, : k + 1]), min_sim=config.min_sim)
+        # k columns with the sample itself (the authors' search) or the sample and k others
+        width = k if config.k_includes_self else k + 1
+        global_labels = infomap_cluster(
+            (graph[0][:, :width], graph[1][:, :width]), min_sim=config.min_sim, min_size=config.min_size
+        )
     else:
-        k1 = min(config.k1, n)
         # pairs farther than eps never matter to DBSCAN: storing only those within it bounds memory
-        jaccard = jaccard_distance(feats, knn=graph, k1=k1, k2=min(config.k2, k1), max_distance=config.eps)
+        jaccard = jaccard_distance(feats, knn=graph, k1=config.k1, k2=config.k2, max_distance=config.eps)
         global_labels = dbscan_cluster(jaccard, eps=config.eps, min_samples=config.min_samples)
     stats: dict[str, Any] = {"n_clusters_global": len(np.unique(global_labels[global_labels >= 0]))}
     refined = global_labels
@@ -646,6 +662,7 @@ def train_inter(config: InterConfig, *, resume: bool = False) -> RunResult:
     with Session(config, resume=resume) as session:
         checkpoint = session.prepare_run_dir()
         data = build_data(config)
+        _check_graph_size(config, len(data.train_pids))
         session.seed_everything()
         encoder = build_encoder(config, data.input_dim)
         align = config.align and data.num_cams >= 2
@@ -689,6 +706,9 @@ def train_inter(config: InterConfig, *, resume: bool = False) -> RunResult:
             set_rng_state(checkpoint["rng"])
         total_iters = config.epochs * config.iters_per_epoch
         labels, metrics = None, None
+        best_map = -1.0  # report_epoch="best": the highest test-set mAP so far, resumed runs included
+        if config.report_epoch == "best" and checkpoint is not None and session.is_main:
+            best_map = max((r["mAP"] for r in read_log(session.run_dir) if "mAP" in r), default=-1.0)
         for epoch in range(start_epoch, config.epochs):
             tic = time.time()
             feats = _extract(session, config, net.encoder, data.train_eval)
@@ -729,6 +749,9 @@ def train_inter(config: InterConfig, *, resume: bool = False) -> RunResult:
             due = config.eval_every > 0 and (epoch + 1) % config.eval_every == 0
             evaluated = _evaluate(session, config, net.encoder, data) if (due or last) else None
             metrics = evaluated or metrics
+            if evaluated and config.report_epoch == "best" and evaluated["mAP"] > best_map:
+                best_map = evaluated["mAP"]
+                torch.save({"encoder": net.encoder.state_dict(), "epoch": epoch}, session.run_dir / "best.pt")
             record = {"stage": "inter", "step": epoch, "epoch": epoch, "lr": lr, **payload["stats"], **losses}
             if evaluated:
                 record.update(evaluated)
@@ -754,6 +777,10 @@ def train_inter(config: InterConfig, *, resume: bool = False) -> RunResult:
         session.barrier()
         net.encoder.eval()
         history = read_log(session.run_dir) if session.is_main else []
+        if config.report_epoch == "best" and metrics is not None:
+            best = max((r for r in history if "mAP" in r), key=lambda r: r["mAP"])  # the first on ties
+            metrics = {key: best[key] for key in metrics} | {"epoch": best["epoch"]}
+            logger.info("best epoch (test-set mAP): %d%s, saved to best.pt", best["epoch"] + 1, _fmt(metrics))
         return RunResult("inter", session.run_dir, history, labels, metrics, net.encoder)
 
 
@@ -803,6 +830,14 @@ def evaluate(config: EvalConfig) -> dict[str, Any] | None:
             raise ValueError(f"dataset {config.dataset!r} has no query and gallery split to evaluate on")
         encoder = build_encoder(config, data.input_dim)
         state = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(state, dict) and "camera_index" in state:
+            warnings.warn(
+                f"checkpoint {str(path)!r} is a stage-1 (intra) checkpoint: it holds the encoder of one camera only "
+                f"(camera index {state['camera_index']}, the last one trained), not a model of all cameras; "
+                "evaluate a stage-2 (inter) run for cross-camera retrieval",
+                UserWarning,
+                stacklevel=2,
+            )
         encoder.load_state_dict(state["encoder"] if "encoder" in state else state)
         encoder.to(session.device)
         metrics = _evaluate(session, config, encoder, data, flip=config.flip, rerank=config.rerank)

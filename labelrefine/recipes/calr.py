@@ -15,7 +15,7 @@ Commands
     labelrefine-calr eval    --run-dir DIR [--checkpoint FILE] [--rerank] [--flip]
     labelrefine-calr plot    RUN_DIR [RUN_DIR ...] [-o FILE.png]
     labelrefine-calr import-local FILES_OR_DIR --preset NAME --data-root DIR -o local_labels.npz
-    labelrefine-calr presets
+    labelrefine-calr presets [NAME] [--markdown]
 
 Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt``),
 ``--device cpu|cuda``, ``--amp`` (CUDA mixed precision), ``--deterministic``, ``--seed N``,
@@ -25,8 +25,8 @@ Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt
 Real datasets
 -------------
 Put ImageNet weights on disk (nothing is downloaded), e.g. torchvision's ResNet-50 state dict
-saved as ``resnet50.pth``. Market-1501 (CALR Table I: mAP 85.6, rank-1 93.9, as reported in the
-paper; check the paper's tables)::
+saved as ``resnet50.pth``. Market-1501, the CALR row of Table I (ResNet-50, global average
+pooling; mAP 82.8, rank-1 92.5)::
 
     labelrefine-calr intra --preset market1501 --data-root /data --run-dir runs/market1501/intra \\
         --set pretrained=resnet50.pth
@@ -35,8 +35,10 @@ paper; check the paper's tables)::
     labelrefine-calr eval --run-dir runs/market1501/inter
     labelrefine-calr plot runs/market1501/inter
 
-The same with ``--preset dukemtmcreid`` (Table I: 75.8 / 86.6), ``--preset msmt17`` (Table I:
-42.5 / 71.2) and ``--preset veri`` (Table II: 41.4 / 86.6, 224 x 224 inputs). On 4 GPUs::
+The same with ``--preset dukemtmcreid``, ``--preset msmt17`` and ``--preset veri`` (224 x 224
+inputs); ``--preset <dataset>-ibn-gem`` targets the CALR(IBN+GeMPool) row with IBN-ResNet-50
+weights, and ``--preset <dataset>-authors`` runs the authors' released configuration.
+``labelrefine-calr presets`` lists each target and the source of every setting. On 4 GPUs::
 
     torchrun --nproc_per_node 4 -m labelrefine.recipes.calr inter --preset market1501 --data-root /data \\
         --run-dir runs/market1501/inter --local-labels runs/market1501/intra/local_labels.npz
@@ -44,13 +46,15 @@ The same with ``--preset dukemtmcreid`` (Table I: 75.8 / 86.6), ``--preset msmt1
 ``batch_size`` (256) is the *global* batch, split over the GPUs, and ``sync_bn`` (on) computes
 BatchNorm statistics over it, so the training does not change with the number of GPUs.
 
-Ablations (paper Table III) from the same code::
+Ablations (Tables III, IV and V use the ``-ibn-gem`` presets; docs/presets.md has every row
+with the paper's numbers)::
 
-    labelrefine-calr inter ... --no-refine --no-align                      # baseline (Infomap)
-    labelrefine-calr inter ... --no-refine --no-align --clustering dbscan  # Cluster-Contrast
-    labelrefine-calr inter ... --no-refine                                 # + alignment
-    labelrefine-calr inter ... --no-align                                  # + refinement
+    labelrefine-calr inter ... --no-refine --no-align                      # Table III baseline
+    labelrefine-calr inter ... --no-refine                                 # Table III, CA only
+    labelrefine-calr inter ... --no-align                                  # Table III, LR only
     labelrefine-calr inter ... --schedule linear                           # Table IV decays
+    labelrefine-calr inter ... --set beta=0.6                              # Table V
+    labelrefine-calr inter ... --no-refine --no-align --clustering dbscan  # Cluster-Contrast
 
 Authors' stage-1 results (``(path, label, camera)`` arrays, one ``.npy`` per camera) are used
 with ``--local-labels DIR_OF_NPY`` or converted with ``labelrefine-calr import-local``.
@@ -76,6 +80,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import (
     PRESETS,
+    SETTINGS,
     EvalConfig,
     InterConfig,
     IntraConfig,
@@ -107,8 +112,10 @@ __all__ = [
     "load_local_labels",
     "main",
     "plot_runs",
+    "preset_settings",
     "resolve_config",
     "save_local_labels",
+    "settings_markdown",
     "spawn",
     "train_inter",
     "train_intra",
@@ -197,7 +204,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--data-root", metavar="DIR")
     imp.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
     imp.add_argument("-o", "--output", required=True, metavar="FILE.npz")
-    sub.add_parser("presets", help="list the presets and the paper's numbers they target")
+    presets = sub.add_parser(
+        "presets", help="the presets, the paper's rows they target and the source of every setting"
+    )
+    presets.add_argument("name", nargs="?", choices=sorted(PRESETS), metavar="NAME", help="show one preset only")
+    presets.add_argument("--markdown", action="store_true", help="the table of docs/presets.md")
     return parser
 
 
@@ -256,15 +267,82 @@ def _build(stage: str, args: argparse.Namespace) -> Any:
     return resolve_config(stage, preset=args.preset, yaml_file=args.config, overrides=overrides, sets=sets, base=base)
 
 
-def _presets_text() -> str:
+def _value_text(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def preset_settings(name: str) -> list[tuple[str, str, str, str]]:
+    """Every setting of a preset with its source: ``(stage, key, value, source)`` rows.
+
+    Examples
+    --------
+    >>> [row for row in preset_settings("market1501") if row[1] == "temperature"]
+    [('intra', 'temperature', '0.1', 'paper, Sec. IV-A'), ('inter', 'temperature', '0.1', 'paper, Sec. IV-A')]
+    """
+    preset = get_preset(name)
+    configs = {stage: resolve_config(stage, preset=name) for stage in ("intra", "inter")}
+    rows = []
+    for setting in SETTINGS:
+        for stage in setting.stages:
+            value = getattr(configs[stage], setting.key)
+            rows.append((stage, setting.key, _value_text(value), preset.source(stage, setting.key) or ""))
+    rows.sort(key=lambda row: row[0] == "inter")  # stage 1 first, in the order of SETTINGS
+    return rows
+
+
+def _presets_text(name: str | None = None) -> str:
+    names = [get_preset(name).name] if name else list(PRESETS)
     lines = []
+    for key in names:
+        preset = PRESETS[key]
+        lines.append(f"{preset.name:<21} {preset.description}\n{'':<21} target: {preset.target}")
+    for key in names:
+        lines.append(f"\n{key}: every setting and its source")
+        for stage, setting, value, source in preset_settings(key):
+            lines.append(f"  {stage:<5} {setting:<18} {value:<10} {source}")
+    return "\n".join(lines)
+
+
+def _html(text: str) -> str:
+    """Escape for HTML and turn `code` spans into ``<code>`` elements."""
+    import html
+    import re
+
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text, quote=False))
+
+
+def _family_cell(family: str, stage: str, key: str) -> list[str]:
+    """The values of ``key`` over the presets of a family, each on one line and its source on the next."""
+    groups: dict[tuple[str, str], list[str]] = {}
     for preset in PRESETS.values():
-        target = (
-            f"{preset.paper_table}: mAP {preset.paper_map}, rank-1 {preset.paper_rank1} (as reported in the paper)"
-            if preset.paper_table
-            else "no paper target (CPU preset)"
-        )
-        lines.append(f"{preset.name:<13} {preset.description}\n{'':<13} target: {target}")
+        if preset.family != family:
+            continue
+        value = _value_text(getattr(resolve_config(stage, preset=preset.name), key))
+        groups.setdefault((value, preset.source(stage, key) or ""), []).append(preset.name)
+    lines = []
+    for (value, source), names in groups.items():
+        which = "" if len(groups) == 1 else " (" + ", ".join(f"<code>{n}</code>" for n in names) + ")"
+        lines += [f"<code>{_html(value)}</code>{which}:<br>", f"{_html(source)}<br>"]
+    return lines
+
+
+def settings_markdown() -> str:
+    """The table of ``docs/presets.md``: every setting, what the paper says, what the authors' code uses, the presets.
+
+    An HTML table with one cell per line, and a value and its source on separate lines (so that
+    a line never mixes a preset's value with another's source). ``labelrefine-calr presets
+    --markdown`` prints it.
+    """
+    head = ("stage", "setting", "paper", "authors' code", "paper presets", "authors' presets")
+    lines = ["<table>", "<tr>" + "".join(f"<th>{_html(h)}</th>" for h in head) + "</tr>"]
+    for setting in SETTINGS:
+        for stage in setting.stages:
+            lines += ["<tr>", f"<td>{stage}</td>", f"<td><code>{setting.key}</code></td>"]
+            lines += [f"<td>{_html(setting.paper)}</td>", f"<td>{_html(setting.authors)}</td>"]
+            for family in ("paper", "authors"):
+                lines += ["<td>", *_family_cell(family, stage, setting.key), "</td>"]
+            lines.append("</tr>")
+    lines.append("</table>")
     return "\n".join(lines)
 
 
@@ -273,14 +351,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Examples
     --------
-    >>> main(["presets"])  # doctest: +ELLIPSIS
-    market1501    Market-1501, ...
+    >>> main(["presets", "market1501"])  # doctest: +ELLIPSIS
+    market1501            Market-1501, the paper's CALR row (Table I): ...
+                          target: Table I, CALR, Market1501: mAP 82.8, rank-1 92.5
+    ...
     0
     """
     args = _parser().parse_args(argv)
     try:
         if args.command == "presets":
-            print(_presets_text())
+            print(settings_markdown() if args.markdown else _presets_text(args.name))
             return 0
         if args.command == "plot":
             from ._plot import plot_runs
