@@ -1,4 +1,4 @@
-"""refine() given a kNN graph at N = 1e4, 1e5, 1e6 (k = 15), against a per-sample loop; then cluster_report.
+"""refine() (default rule) given a kNN graph at N = 1e4, 1e5, 1e6 (k = 15), against a per-sample loop; then cluster_report.
 
 Usage: python benchmarks/bench_refine.py [--quick] [--repeats 3]
 """
@@ -27,26 +27,36 @@ def make_inputs(n: int, k: int = 15, seed: int = 0):
     return global_labels, local_labels, cams, (indices, distances.astype(np.float32))
 
 
-def loop_refine(global_labels, local_labels, cams, graph, k=15):
-    """Straightforward reference: Python loops over samples and neighbours, dictionaries for groups."""
+def loop_refine(global_labels, local_labels, cams, graph, k=15, link_k=10):
+    """Straightforward reference of the default rule ("linked"): Python loops, sets and dictionaries."""
     indices, distances = graph
     n = len(global_labels)
-    rows = [[d for j, d in zip(indices[i], distances[i], strict=True) if j != i][:k] for i in range(n)]
-    mean = sum(map(sum, rows)) / (n * k)
-    scores = [sum(1.0 / (d + mean) for d in row) for row in rows]
+    rows = [[(j, d) for j, d in zip(indices[i], distances[i], strict=True) if j != i][:k] for i in range(n)]
+    mean = sum(d for row in rows for _, d in row) / (n * k)
+    scores = [sum(1.0 / (d + mean) for _, d in row) for row in rows]
     mean_score = sum(scores) / n
-    best: dict = {}
+    group = [(global_labels[i], cams[i]) if global_labels[i] >= 0 else None for i in range(n)]
+    kept: dict = {}
     for i in range(n):
-        if global_labels[i] >= 0 and scores[i] > mean_score:
-            key = (global_labels[i], cams[i])
-            if key not in best or scores[i] > scores[best[key]]:
-                best[key] = i
-    out = list(global_labels)
-    for i in range(n):
-        pivot = best.get((global_labels[i], cams[i]))
-        if pivot is not None and local_labels[pivot] >= 0 and local_labels[i] != local_labels[pivot]:
-            out[i] = -1
-    return np.array(out)
+        if group[i] is not None and scores[i] > mean_score and local_labels[i] >= 0:
+            kept.setdefault(group[i], set()).add(local_labels[i])
+    near = [{j for j, _ in row[:link_k]} for row in rows]
+    edges = [
+        (a, b)
+        for a in range(n)
+        if group[a] in kept and local_labels[a] >= 0
+        for b in near[a]
+        if group[b] == group[a] and a in near[b]
+    ]
+    grown = True
+    while grown:
+        grown = False
+        for a, b in edges:
+            if local_labels[b] in kept[group[a]] and local_labels[a] not in kept[group[a]]:
+                kept[group[a]].add(local_labels[a])
+                grown = True
+    return np.array([-1 if group[i] in kept and local_labels[i] not in kept[group[i]] else global_labels[i]
+                     for i in range(n)])
 
 
 def main() -> None:
@@ -65,7 +75,7 @@ def main() -> None:
         else:
             row += ["-", "-"]
         rows.append(row)
-    print(f"refine(knn=graph, k=15, p=1) on {machine()}\n")
+    print(f"refine(knn=graph, k=15, p=1, rule='linked') on {machine()}\n")
     headers = ["N", "seconds (median)", "peak MiB beyond inputs", "input MiB", "loop seconds", "speed-up"]
     print(table(headers, rows))
     print("\ncluster_report(true, pred) against scikit-learn's pair_confusion_matrix and a BCubed loop\n")

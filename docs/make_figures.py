@@ -10,7 +10,10 @@ draws the same pictures (up to the platform's floating point):
   sample's nearest neighbours;
 - ``cluster-quality.png``: cluster quality of global, local and refined labels, drawn by
   ``labelrefine demo --plot`` (the paper's Fig. 4 on synthetic data);
-- ``schedules.png``: the decay schedules of the discard probability p (paper Table IV).
+- ``schedules.png``: the decay schedules of the discard probability p (paper Table IV);
+- ``refine-quality.png``: precision gain and recall change of every pivot rule against local
+  fragmentation, drawn by ``benchmarks/refine_quality.py`` (about 5 minutes; ``--skip-study``
+  leaves it as it is).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +105,7 @@ def schedules_figure(path: Path, epochs: int = 50) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for name, schedule in SCHEDULES.items():
         ax.plot(epoch, [schedule(int(e), epochs) for e in epoch], label=name)
-    ax.plot(epoch, [cosine(int(e), epochs, span=3.0) for e in epoch], "k--", label="cosine, span=3.0 (authors' code)")
+    ax.plot(epoch, [cosine(int(e), epochs, span=3.0) for e in epoch], "k--", label="cosine, span=3.0 (commented out in the authors' code)")
     ax.set_xlabel(f"epoch (of {epochs})")
     ax.set_ylabel("discard probability p")
     ax.set_ylim(-0.03, 1.05)
@@ -111,14 +116,23 @@ def schedules_figure(path: Path, epochs: int = 50) -> None:
     plt.close(fig)
 
 
+def refine_quality_figure(path: Path) -> None:
+    """The pivot-rule study of docs/pivot-rules.md; its tables go to stdout."""
+    script = HERE.parent / "benchmarks" / "refine_quality.py"
+    subprocess.run([sys.executable, str(script), "--figure", str(path)], check=True, cwd=script.parent)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "img", help="output folder (default docs/img)")
+    parser.add_argument("--skip-study", action="store_true", help="do not rerun the 5-minute pivot-rule study")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     embedding_figure(args.out / "embedding.png")
     cluster_quality_figure(args.out / "cluster-quality.png")
     schedules_figure(args.out / "schedules.png")
+    if not args.skip_study:
+        refine_quality_figure((args.out / "refine-quality.png").resolve())
     print(f"Figures written to {args.out}")
 
 

@@ -34,6 +34,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from ._arrays import unique_sorted
 from ._validation import check_cameras, check_choice, check_labels, check_same_length
 
 __all__ = [
@@ -116,7 +117,7 @@ def _table(true_labels: Any, pred_labels: Any, outliers: str) -> _Table:
     n = check_same_length(true_labels=true, pred_labels=pred)
     noise = pred == -1
     n_noise = int(np.count_nonzero(noise))
-    n_clusters = int(np.unique(pred[~noise]).size)
+    n_clusters = int(unique_sorted(pred[~noise]).size)
     coverage = (n - n_noise) / n if n else 0.0
     n_true = int(true.max()) + 1 if n else 0
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import is_member, unique_sorted
 from ._validation import (
     as_rng,
     check_cameras,
@@ -45,6 +46,14 @@ class RefineResult:
         Pivot scores (paper Eq. 4) used for the selection.
     p : float
         Discard probability that was applied.
+    n_groups : int
+        Number of (global cluster, camera) groups.
+    n_refined_groups : int
+        Groups that hold a pivot with a local cluster, i.e. that refinement looked into.
+    n_fragments : int
+        Number of (group, local cluster) pairs: how many local clusters the groups are split
+        into. ``n_fragments / n_groups`` well above 1 means fragmented local labels, where a
+        rule that keeps one local cluster per group cuts true members.
     """
 
     labels: np.ndarray
@@ -52,6 +61,9 @@ class RefineResult:
     pivots: np.ndarray
     scores: np.ndarray
     p: float
+    n_groups: int
+    n_refined_groups: int
+    n_fragments: int
 
     @property
     def n_samples(self) -> int:
@@ -79,10 +91,21 @@ class RefineResult:
         clustered = self.n_discarded + int((self.labels >= 0).sum())
         return self.n_discarded / clustered if clustered else 0.0
 
+    @property
+    def refined_group_ratio(self) -> float:
+        """Share of (cluster, camera) groups that hold a pivot with a local cluster."""
+        return self.n_refined_groups / self.n_groups if self.n_groups else 0.0
+
+    @property
+    def fragments_per_group(self) -> float:
+        """Mean number of local clusters per (cluster, camera) group (local -1 not counted)."""
+        return self.n_fragments / self.n_groups if self.n_groups else 0.0
+
     def __repr__(self) -> str:
         return (
             f"RefineResult(n_samples={self.n_samples}, n_pivots={self.n_pivots}, n_discarded={self.n_discarded}, "
-            f"discard_ratio={self.discard_ratio:.4f}, p={self.p})"
+            f"discard_ratio={self.discard_ratio:.4f}, refined_group_ratio={self.refined_group_ratio:.4f}, "
+            f"fragments_per_group={self.fragments_per_group:.2f}, p={self.p})"
         )
 
 
@@ -264,7 +287,7 @@ def refine_with_pivots(
     chosen = check_labels(pivots, "pivots")
     if chosen.size and (chosen.min() < 0 or chosen.max() >= n):
         raise ValueError(f"pivots must be sample indices in [0, {n}), got values in [{chosen.min()}, {chosen.max()}]")
-    chosen = np.unique(chosen)
+    chosen = unique_sorted(chosen)
     p = check_probability(p, "p")
     generator = as_rng(rng)
     score_array = np.full(n, np.nan)
@@ -284,7 +307,7 @@ def refine_with_pivots(
     refined_group[group[vouching]] = True
     # local ids are unique per camera, so (group, local cluster) pairs name the vouched local clusters
     pair = group * (int(local_code.max()) + 2) + local_code
-    vouched = np.isin(pair, pair[vouching]) & (local_code >= 0)
+    vouched = is_member(pair, pair[vouching]) & (local_code >= 0)
     if links is not None:
         vouched = _join_linked(links, group, pair, vouched, refined_group, local_code >= 0)
     candidate = refined_group[group] & ~vouched
@@ -299,6 +322,9 @@ def refine_with_pivots(
         pivots=_frozen(chosen),
         scores=_frozen(score_array),
         p=p,
+        n_groups=int(refined_group.size - 1),
+        n_refined_groups=int(refined_group[:-1].sum()),
+        n_fragments=int(unique_sorted(pair[(group >= 0) & (local_code >= 0)]).size),
     )
 
 
@@ -312,8 +338,8 @@ def _join_linked(
         raise ValueError(f"links must be an integer array of shape ({n}, m), got {neighbours.dtype} {neighbours.shape}")
     if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= n):
         raise ValueError(f"links must hold sample indices in [0, {n}), got [{neighbours.min()}, {neighbours.max()}]")
-    # mutual-neighbour edges (a, b) inside refined groups, found once
-    rows = np.flatnonzero(refined[group] & local_ok)
+    # mutual-neighbour edges (a, b) inside refined groups with a not vouched yet, found once
+    rows = np.flatnonzero(refined[group] & local_ok & ~vouched)
     row_of, column = np.nonzero(group[neighbours[rows]] == group[rows, None])
     a, b = rows[row_of], neighbours[rows[row_of], column]
     mutual = (neighbours[b] == a[:, None]).any(axis=1)
@@ -323,4 +349,4 @@ def _join_linked(
         joined = a[vouched[b] & ~vouched[a]]
         if joined.size == 0:
             return vouched
-        vouched = vouched | (np.isin(pair, pair[joined]) & local_ok)
+        vouched = vouched | (is_member(pair, pair[joined]) & local_ok)

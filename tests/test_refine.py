@@ -318,6 +318,19 @@ def test_torch_tensors_and_lists_are_accepted():
     np.testing.assert_array_equal(result.labels, expected.labels)
 
 
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.sampled_from(PIVOT_RULES))
+def test_group_counts_equal_loop(problem, rule):
+    g, local, cams, feats, k = problem
+    result = refine(g, local, cams, knn=brute_knn(feats, k + 1), k=k, rule=rule)
+    groups = {(g[i], cams[i]) for i in range(len(g)) if g[i] != -1}
+    fragments = {(g[i], cams[i], local[i]) for i in range(len(g)) if g[i] != -1 and local[i] != -1}
+    refined = {(g[i], cams[i]) for i in result.pivots if g[i] != -1 and local[i] != -1}
+    assert (result.n_groups, result.n_fragments, result.n_refined_groups) == (len(groups), len(fragments), len(refined))
+    if groups:
+        assert result.fragments_per_group == len(fragments) / len(groups)
+
+
 def test_result_counts():
     result = refine([0, 0, 0, -1, 1, 1], [0, 1, 1, 0, 2, 2], [0] * 6, knn=brute_knn(np.eye(6) + 0.1, 4), k=3)
     assert result.n_samples == 6

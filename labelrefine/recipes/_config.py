@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._validation import check_choice, check_int, check_probability
+from ..pivots import PIVOT_RULES
 
 __all__ = [
     "DEFAULT_SOURCES",
@@ -405,8 +406,9 @@ class InterConfig(_Common):
     eps, min_samples, k1, k2 : DBSCAN and Jaccard parameters (``clustering="dbscan"``).
     refine : bool
         Refine the global labels with the local ones (``--no-refine`` turns it off).
-    pivots : {"camera", "cluster", "reference"}
-        Pivot rule of :func:`labelrefine.refine`.
+    pivots : {"linked", "all", "camera", "cluster", "reference"}
+        Refinement rule of :func:`labelrefine.refine` (its ``rule``), default the library's
+        default ``"linked"``.
     p_schedule, p_start, p_end, p_span, p_power, p_rate :
         Decay of the discard probability, :func:`labelrefine.schedules.get_schedule`
         (``span`` for cosine, ``power`` for polynomial, ``rate`` for exponential;
@@ -452,7 +454,7 @@ class InterConfig(_Common):
     k1: int = 30
     k2: int = 6
     refine: bool = True
-    pivots: str = "camera"
+    pivots: str = "linked"
     p_schedule: str = "cosine"
     p_start: float = 1.0
     p_end: float = 0.0
@@ -474,7 +476,7 @@ class InterConfig(_Common):
     def _validate(self) -> None:
         super()._validate()
         check_choice(self.clustering, "clustering", ("infomap", "dbscan"))
-        check_choice(self.pivots, "pivots", ("camera", "cluster", "reference"))
+        check_choice(self.pivots, "pivots", PIVOT_RULES)
         check_choice(self.p_schedule, "p_schedule", SCHEDULE_CHOICES)
         check_choice(self.grl_schedule, "grl_schedule", ("constant", "dann"))
         check_int(self.k, "k", low=2)

@@ -1,0 +1,29 @@
+"""Array helpers shared by the core kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["is_member", "unique_sorted"]
+
+
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` for a 1-D array, by one sort.
+
+    numpy >= 2.3 answers a plain ``np.unique`` through a hash table, which on this project's
+    machines is 10-70x slower than sorting for 1e6 integers (3.3 s against 0.05 s when most
+    values are distinct), so the hot paths call this instead.
+    """
+    ordered = np.sort(values)
+    if ordered.size == 0:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
+def is_member(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """``np.isin(values, members)`` by a sort and a binary search (see :func:`unique_sorted`)."""
+    keys = unique_sorted(members)
+    if keys.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    position = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+    return keys[position] == values
