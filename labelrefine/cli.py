@@ -55,8 +55,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     data = make_camera_biased(args.ids, args.cams, seed=args.seed)
-    graph = knn(data.feats, args.k + 1)  # one graph serves clustering and refinement
-    global_labels = infomap_cluster(graph, min_sim=args.min_sim)
+    graph = knn(data.feats, args.k)  # one graph serves clustering and refinement
+    global_labels = infomap_cluster(graph, min_sim=args.min_sim, rng=args.seed)
     local_labels = cluster_per_camera(data.feats, data.cams)
     result = refine(global_labels, local_labels, data.cams, knn=graph, k=args.k, p=args.p, rng=args.seed)
     elapsed = time.perf_counter() - start

@@ -489,6 +489,7 @@ def _cluster_camera(
                 eps=config.eps,
                 min_sim=config.min_sim,
                 k=config.k,
+                rng=config.seed,
             )
         )
         stats: dict[str, Any] = {
@@ -547,11 +548,12 @@ def _pseudo_labels(
 ) -> dict[str, Any]:
     """One kNN graph -> Infomap or DBSCAN -> refine -> contiguous labels, weights, centroids, stats."""
     n = feats.shape[0]
-    k = min(config.k, n - 1)
-    columns = min(n, max(k + 1, config.k1 if config.clustering == "dbscan" else 0))
-    graph = knn(feats, columns)
+    k = min(config.k, n - 1)  # neighbours other than the sample itself, as everywhere in the library
+    graph = knn(feats, min(n - 1, max(k, config.k1 - 1 if config.clustering == "dbscan" else 0)))
     if config.clustering == "infomap":
-        global_labels = infomap_cluster((graph[0][:, : k + 1], graph[1][:, : k + 1]), min_sim=config.min_sim)
+        global_labels = infomap_cluster(
+            graph.neighbors(k), min_sim=config.min_sim, rng=1  # Infomap seed 1 every epoch, as before
+        )
     else:
         k1 = min(config.k1, n)
         # pairs farther than eps never matter to DBSCAN: storing only those within it bounds memory
