@@ -133,7 +133,12 @@ def test_global_batches_do_not_depend_on_the_number_of_processes():
 def _untrained_map(config):
     s = synthetic_splits(config)
     result = evaluate_retrieval(
-        s["query_feats"], s["gallery_feats"], s["query_pids"], s["gallery_pids"], s["query_cams"], s["gallery_cams"]
+        s["query_pids"],
+        s["gallery_pids"],
+        query_cams=s["query_cams"],
+        gallery_cams=s["gallery_cams"],
+        query_feats=s["query_feats"],
+        gallery_feats=s["gallery_feats"],
     )
     return result.mAP
 

@@ -143,7 +143,7 @@ def _synthreid_root(config: _Common) -> Path:
             num_cams=config.synthreid_cams,
             height=config.synthreid_height,
             width=config.synthreid_width,
-            seed=config.data_seed,
+            rng=config.data_seed,
         )
     return root
 

@@ -144,7 +144,7 @@ def _global_batches(labels: np.ndarray, cams: np.ndarray, config: _Common, world
         logger.warning(
             "only %d clusters: %d identities per step instead of %d", n_clusters, p, config.identities_per_step
         )
-    sampler = PKSampler(labels, cams, p=p, k=config.num_instances, seed=seed, rank=0, world_size=1)
+    sampler = PKSampler(labels, cams, p=p, k=config.num_instances, rng=seed, rank=0, world_size=1)
     rows, total, passes = [], 0, 0
     while total < config.iters_per_epoch:
         batch = sampler.epoch_batches(passes)
@@ -245,7 +245,13 @@ def _evaluate(
     if not session.is_main:
         return None
     result = evaluate_retrieval(
-        query, gallery, data.query_pids, data.gallery_pids, data.query_cams, data.gallery_cams, rerank=rerank
+        data.query_pids,
+        data.gallery_pids,
+        query_cams=data.query_cams,
+        gallery_cams=data.gallery_cams,
+        query_feats=query,
+        gallery_feats=gallery,
+        rerank=rerank,
     )
     out: dict[str, Any] = {"mAP": result.mAP}
     for k in (1, 5, 10):
