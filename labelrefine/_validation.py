@@ -7,6 +7,7 @@ rule and what was received. Nothing here modifies its input: arrays are converte
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 __all__ = [
     "KnnGraph",
     "as_rng",
+    "check_bool",
     "check_cameras",
     "check_choice",
     "check_features",
@@ -289,11 +291,23 @@ def check_real(x: Any, name: str, *, low: float, high: float, open_low: bool = F
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be a real number in {interval}, got {_describe(x)}")
     value = float(x)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number in {interval}, got {x}")
     below = value <= low if open_low else value < low
     above = value >= high if open_high else value > high
-    if below or above or value != value:  # value != value: NaN
-        raise ValueError(f"{name} must be in {interval}, got {value:g}")
+    if below or above:
+        raise ValueError(f"{name} must be in {interval}, got {x}")
     return value
+
+
+def check_bool(x: Any, name: str, *, allow_none: bool = False) -> bool | None:
+    """A bool (Python or numpy), or None when ``allow_none``; 0/1 and strings are refused."""
+    if x is None and allow_none:
+        return None
+    if not isinstance(x, (bool, np.bool_)):
+        rule = "a bool or None" if allow_none else "a bool"
+        raise TypeError(f"{name} must be {rule}, got {_describe(x)}")
+    return bool(x)
 
 
 def check_probability(p: Any, name: str = "p") -> float:

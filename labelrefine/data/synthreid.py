@@ -22,7 +22,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .._optional import import_optional
-from .._validation import check_choice, check_int, seed_from
+from .._validation import check_choice, check_int, check_probability, seed_from
 
 __all__ = ["SynthReIDArrays", "make_synthreid", "synthreid_arrays"]
 
@@ -325,10 +325,7 @@ def make_synthreid(
     )
     if num_ids < 2:
         raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
-    if isinstance(query_fraction, bool) or not isinstance(query_fraction, (int, float, np.floating)):
-        raise TypeError(f"query_fraction must be a real number in [0, 1], got {query_fraction!r}")
-    if not 0.0 <= float(query_fraction) <= 1.0:
-        raise ValueError(f"query_fraction must be in [0, 1], got {query_fraction}")
+    query_fraction = check_probability(query_fraction, "query_fraction")
     image_format = check_choice(image_format, "image_format", ("jpg", "png"))
     if not isinstance(overwrite, (bool, np.bool_)):
         raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
