@@ -148,8 +148,9 @@ def load_array(path: str | Path, name: str) -> np.ndarray:
             raise
         if "allow_pickle" in text or "pickle" in text.lower():
             raise ValueError(
-                f"{name}: {path} holds a pickled (object) array, which labelrefine never loads: save a numeric "
-                "or string array instead (np.save(path, np.asarray(values, dtype=np.int64)))"
+                f"{name}: {path} holds pickled data (an object array, or not a numpy file at all), which "
+                "labelrefine never loads: save a numeric or string array instead "
+                "(np.save(path, np.asarray(values, dtype=np.int64)))"
             ) from None
         raise ValueError(f"{name}: cannot read {path}: {text}") from None
     except (zipfile.BadZipFile, EOFError, OSError) as exc:

@@ -62,7 +62,10 @@ def test_csv_with_a_header_and_strings(tmp_path):
     [
         (lambda p: p.write_text(""), r"--global: .*e.csv holds no values \(an empty file\)"),
         (lambda p: np.save(p.with_suffix(".npy"), np.zeros(0)), r"--global: .*e.npy holds no values"),
-        (lambda p: np.save(p.with_suffix(".npy"), np.array([{"a": 1}], dtype=object)), r"pickled \(object\) array"),
+        (
+            lambda p: np.save(p.with_suffix(".npy"), np.array([{"a": 1}], dtype=object)),
+            r"holds pickled data \(an object array, or not a numpy file at all\), which labelrefine never loads",
+        ),
         (lambda p: p.with_suffix(".npz").write_bytes(b"PK\x03\x04 truncated"), r"truncated or not a .npz file"),
         (lambda p: p.with_suffix(".npy").write_bytes(b"\x93NUMPY\x01\x00v"), r"--global: cannot read .*e.npy"),
     ],

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..nn import CameraClassifier, ReIDNet, build_backbone
 from ._config import _Common
+from ._runtime import load_torch_file
 
 __all__ = ["GlobalBatchNorm", "ResidualMLP", "TinyCNN", "TrainNet", "build_encoder", "convert_batchnorm"]
 
@@ -87,7 +88,7 @@ def build_encoder(config: _Common, input_dim: int | None = None) -> ReIDNet:
         path = Path(config.pretrained)
         if not path.is_file():
             raise FileNotFoundError(f"pretrained file not found: {str(path)!r}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_file(path, "pretrained file", weights_only=True)
         model.load_state_dict(state.get("encoder", state) if isinstance(state, dict) else state)
     return model
 

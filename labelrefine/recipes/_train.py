@@ -40,7 +40,7 @@ from ..schedules import get_schedule
 from ._config import EvalConfig, InterConfig, IntraConfig, _Common, config_class, config_from_dict, config_to_dict
 from ._data import RunData, build_data, import_authors_local_labels, load_local_labels, save_local_labels
 from ._models import TrainNet, build_encoder, convert_batchnorm
-from ._runtime import RunInterrupted, Session, derive_seed, logger, read_log, set_rng_state
+from ._runtime import RunInterrupted, Session, derive_seed, load_torch_file, logger, read_log, set_rng_state
 
 __all__ = ["RunResult", "evaluate", "spawn", "train_inter", "train_intra"]
 
@@ -810,7 +810,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any] | None:
         if not data.can_evaluate:
             raise ValueError(f"dataset {config.dataset!r} has no query and gallery split to evaluate on")
         encoder = build_encoder(config, data.input_dim)
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_torch_file(path, "checkpoint", weights_only=False)
         encoder.load_state_dict(state["encoder"] if "encoder" in state else state)
         encoder.to(session.device)
         metrics = _evaluate(session, config, encoder, data, flip=config.flip, rerank=config.rerank)
