@@ -300,13 +300,10 @@ def check_real(x: Any, name: str, *, low: float, high: float, open_low: bool = F
     return value
 
 
-def check_bool(x: Any, name: str, *, allow_none: bool = False) -> bool | None:
-    """A bool (Python or numpy), or None when ``allow_none``; 0/1 and strings are refused."""
-    if x is None and allow_none:
-        return None
+def check_bool(x: Any, name: str) -> bool:
+    """A bool (Python or numpy); 0/1 and strings are refused."""
     if not isinstance(x, (bool, np.bool_)):
-        rule = "a bool or None" if allow_none else "a bool"
-        raise TypeError(f"{name} must be {rule}, got {_describe(x)}")
+        raise TypeError(f"{name} must be a bool, got {_describe(x)}")
     return bool(x)
 
 
@@ -357,10 +354,12 @@ def as_rng(rng: Any, name: str = "rng") -> np.random.Generator:
         rng is not None and not isinstance(rng, (numbers.Integral, np.random.Generator, np.random.SeedSequence))
     ):
         raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {_describe(rng)}")
-    if isinstance(rng, numbers.Integral) and rng < 0:
-        raise ValueError(
-            f"{name} must be None, an int seed or a numpy.random.Generator, got {int(rng)}: int seeds must be >= 0"
-        )
+    if isinstance(rng, numbers.Integral):
+        if int(rng) < 0:
+            raise ValueError(
+                f"{name} must be None, an int seed or a numpy.random.Generator, got {int(rng)}: int seeds must be >= 0"
+            )
+        return np.random.default_rng(int(rng))
     return np.random.default_rng(rng)
 
 
@@ -370,6 +369,6 @@ def seed_from(rng: Any, name: str = "rng", *, low: int = 0, high: int = 2**31 - 
     An int ``rng`` is used as is when it lies in the range (so ``rng=3`` means seed 3); a
     Generator or None draws one with :func:`as_rng` (a Generator advances by one draw).
     """
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and low <= rng <= high:
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and low <= int(rng) <= high:
         return int(rng)
     return int(as_rng(rng, name).integers(low, high, endpoint=True))

@@ -56,7 +56,7 @@ def _parse_device(device: Any) -> int | None:
     if device is None:
         return None
     if isinstance(device, numbers.Integral) and not isinstance(device, bool):
-        if device >= 0:
+        if int(device) >= 0:
             return int(device)
     else:
         text = str(device).strip().lower()  # also accepts torch.device("cuda:1")
@@ -774,6 +774,7 @@ def jaccard_distance(
         n = indices.shape[0]
         if n == 0:
             raise ValueError("knn must not be empty, got a graph with 0 rows")
+    assert n is not None  # checked above: feats or knn
     k1 = check_int(k1, "k1", low=1, high=n)
     k2 = check_int(k2, "k2", low=1)
     if k2 > k1:
@@ -786,6 +787,7 @@ def jaccard_distance(
     if max_distance is not None:
         max_distance = check_probability(max_distance, "max_distance")
     if knn is None:
+        assert x is not None  # checked above: feats or knn
         indices, distances = _knn_graph(_unit_rows(x, True), k1, backend, block_size, None)
     else:
         if indices.shape[1] < k1:

@@ -122,7 +122,7 @@ class PKSampler:
         self._index = valid[order]
         self._pid = pids_arr[self._index]
         self._cam = cams_arr[self._index]
-        n = self._index.shape[0]
+        n = int(self._index.shape[0])
         new_pid = np.ones(n, dtype=bool)
         new_pid[1:] = self._pid[1:] != self._pid[:-1]
         new_group = new_pid.copy()
@@ -171,7 +171,7 @@ class PKSampler:
         """
         epoch = self.epoch if epoch is None else check_int(epoch, "epoch", low=0)
         rng = np.random.default_rng([self.seed, epoch])
-        n = self._index.shape[0]
+        n = int(self._index.shape[0])
         # identities of the epoch: shuffled, cut into (batch, rank, p); keep this rank's slice
         perm = rng.permutation(self.num_ids)
         nb = self.batches_per_epoch

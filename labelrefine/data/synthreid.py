@@ -122,7 +122,7 @@ def _draw_block(
     width: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    n = pids.shape[0]
+    n = int(pids.shape[0])
     y = ((np.arange(height, dtype=np.float32) + 0.5) / height)[None, :, None]
     x = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, None, :]
 
@@ -367,7 +367,7 @@ def make_synthreid(
                 shutil.rmtree(target / folder)
         meta_file.unlink(missing_ok=True)
     images, pids, cams = _generate(num_ids, num_cams, lo, hi, height, width, seed)
-    n = pids.shape[0]
+    n = int(pids.shape[0])
     split = np.where(pids < num_ids // 2, 0, 2)  # 0 train, 1 query, 2 gallery
     # query: in each test identity, the first image of round(query_fraction * m) random cameras
     rng = np.random.default_rng([seed, 1])
@@ -376,7 +376,7 @@ def make_synthreid(
     group_pid = pids[first]  # one entry per (pid, camera) group, sorted by pid
     m = np.bincount(group_pid, minlength=num_ids)
     n_query = np.clip(np.rint(query_fraction * m), 1, m - 1)
-    order = np.lexsort((rng.random(group_pid.shape[0]), group_pid))
+    order = np.lexsort((rng.random(int(group_pid.shape[0])), group_pid))
     rank = np.empty_like(order)
     rank[order] = np.arange(order.shape[0]) - np.searchsorted(group_pid, group_pid[order])
     chosen = np.flatnonzero(first)[(rank < n_query[group_pid]) & (group_pid >= num_ids // 2)]

@@ -18,7 +18,7 @@ import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -61,12 +61,13 @@ class IBN(nn.Module):
         super().__init__()
         planes = check_int(planes, "planes", low=2)
         ratio = check_real(ratio, "ratio", low=0.0, high=1.0, open_low=True, open_high=True)
-        self.half = max(1, min(int(planes * ratio), int(planes) - 1))
-        self.IN = nn.InstanceNorm2d(self.half, affine=True)
-        self.BN = nn.BatchNorm2d(int(planes) - self.half)
+        # not `self.half`: that would shadow nn.Module.half(), the float16 conversion
+        self.half_channels = max(1, min(int(planes * ratio), int(planes) - 1))
+        self.IN = nn.InstanceNorm2d(self.half_channels, affine=True)
+        self.BN = nn.BatchNorm2d(int(planes) - self.half_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, rest = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+        first, rest = torch.split(x, [self.half_channels, x.shape[1] - self.half_channels], dim=1)
         return torch.cat([self.IN(first.contiguous()), self.BN(rest.contiguous())], dim=1)
 
 
@@ -156,8 +157,8 @@ class ReIDNet(nn.Module):
         self.pool = pool
         self.num_features = None if num_features is None else int(num_features)
         self.train_output = train_output
-        if bnneck:
-            neck = nn.BatchNorm1d(self.num_features)
+        if bnneck and num_features is not None:  # bnneck without num_features was refused above
+            neck = nn.BatchNorm1d(int(num_features))
             nn.init.ones_(neck.weight)
             nn.init.zeros_(neck.bias)
             neck.bias.requires_grad_(False)
@@ -308,7 +309,7 @@ def load_pretrained(model: ReIDNet, path: str | os.PathLike[str], *, strict: boo
 
 
 def _set_last_stride(layer4: nn.Sequential, stride: int) -> None:
-    block = layer4[0]
+    block: Any = layer4[0]  # a torchvision BasicBlock or Bottleneck
     conv = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck strides conv2 (v1.5)
     conv.stride = (stride, stride)
     if block.downsample is not None:
@@ -400,7 +401,7 @@ def build_backbone(
     if pooling not in _POOLINGS:
         raise ValueError(f"pooling must be one of {', '.join(map(repr, _POOLINGS))}; got {pooling!r}")
     ibn = check_bool(ibn, "ibn")
-    bnneck = check_bool(bnneck, "bnneck", allow_none=True)
+    bnneck = None if bnneck is None else check_bool(bnneck, "bnneck")
     if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
         raise TypeError(
             "pretrained must be None or the path of a local state-dict file (labelrefine never downloads "

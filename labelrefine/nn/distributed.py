@@ -211,12 +211,12 @@ def gather_tensor(t: torch.Tensor, dst: int = 0) -> torch.Tensor | None:
     receive = dist.get_rank() == dst
     parts = [torch.empty_like(local) for _ in counts] if receive else None
     dist.gather(local, parts, dst=dst)
-    if not receive:
+    if parts is None:  # not the receiving rank
         return None
     return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)], dim=0).to(t.device)
 
 
-def broadcast_object(obj: T, src: int = 0) -> T:
+def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Send a picklable Python object from rank ``src`` to every rank.
 
     Typical use: cluster on rank 0, then ``labels = broadcast_object(labels)`` so every rank

@@ -29,6 +29,7 @@ _DEFAULT_BATCH_SIZE = 128
 
 def _images(batch: Any) -> torch.Tensor:
     """The image tensor of a collated batch (see the module docstring)."""
+    images: Any
     if isinstance(batch, torch.Tensor):
         images = batch
     elif isinstance(batch, Mapping):

@@ -64,8 +64,8 @@ def _check_targets(targets: Any, n: int, name: str = "targets") -> torch.Tensor:
 def _check_range(targets: torch.Tensor, num_clusters: int, name: str = "targets") -> None:
     if targets.numel() == 0:
         return
-    lo, hi = targets.aminmax()
-    lo, hi = int(lo), int(hi)
+    extremes = targets.aminmax()
+    lo, hi = int(extremes.min), int(extremes.max)
     if lo < -1 or hi >= num_clusters:
         raise ValueError(
             f"{name} must lie in [-1, {num_clusters - 1}] (-1 = no cluster, {num_clusters} clusters in memory), "

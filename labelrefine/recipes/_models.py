@@ -157,11 +157,14 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         var = _AllReduceSum.apply(centred.pow(2).sum(dim=dims)) / n
         if self.track_running_stats:
             with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+                # buffers whenever track_running_stats is on
+                assert tracked is not None and running_mean is not None and running_var is not None
+                tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(tracked)
+                running_mean.mul_(1 - m).add_(mean.detach().to(running_mean.dtype), alpha=m)
                 unbiased = var.detach() * (n / max(n - 1.0, 1.0))
-                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+                running_var.mul_(1 - m).add_(unbiased.to(running_var.dtype), alpha=m)
         y = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)

@@ -148,6 +148,8 @@ class Session:
         self.start_time = time.time()
         self._setup_process_group(torch, dist)
         self._setup_device(torch)
+        if self.config.run_dir is None:
+            raise ValueError("run_dir must be set (resolve_config chooses runs/<dataset>/<stage> by default)")
         self.run_dir = Path(self.config.run_dir)
         self._old_threads = torch.get_num_threads()
         if self.config.num_threads is not None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -102,7 +102,7 @@ def _extract(session: Session, config: _Common, encoder: nn.Module, dataset: Any
 def _wrap(session: Session, net: TrainNet) -> tuple[TrainNet, nn.Module]:
     """Move to the device; under DDP convert BatchNorm (``sync_bn``) and wrap. Returns (module, callable)."""
     if session.distributed and session.config.sync_bn:
-        net = convert_batchnorm(net, session.device)
+        net = cast(TrainNet, convert_batchnorm(net, session.device))
     net = net.to(session.device)
     if not session.distributed:
         return net, net
@@ -111,7 +111,7 @@ def _wrap(session: Session, net: TrainNet) -> tuple[TrainNet, nn.Module]:
 
 
 def _optimizer(config: _Common, net: TrainNet) -> tuple[torch.optim.Optimizer, Any]:
-    groups = [{"params": [p for p in net.encoder.parameters() if p.requires_grad]}]
+    groups: list[dict[str, Any]] = [{"params": [p for p in net.encoder.parameters() if p.requires_grad]}]
     if net.classifier is not None:
         mult = getattr(config, "cam_lr_mult", 1.0)
         groups.append({"params": [p for p in net.classifier.parameters() if p.requires_grad], "lr": config.lr * mult})
@@ -488,7 +488,7 @@ def _cluster_camera(
             cluster_per_camera(
                 feats,
                 np.zeros(feats.shape[0], dtype=np.int64),
-                method=config.intra_method,
+                method=cast(Any, config.intra_method),  # a str checked against the choices by the config
                 images_per_cluster=config.images_per_cluster,
                 k1=config.k1,
                 k2=config.k2,
@@ -577,7 +577,7 @@ def _pseudo_labels(
             knn=graph,
             k=k,
             p=p,
-            pivots=config.pivots,
+            pivots=cast(Any, config.pivots),  # a str checked against the choices by the config
             min_sim=config.min_sim,
             rng=derive_seed(config.seed, _STAGE_CODE["inter"], epoch),
         )
