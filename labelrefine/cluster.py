@@ -103,7 +103,6 @@ def infomap_cluster(
     >>> labels.shape == data.pids.shape
     True
     """
-    infomap = import_optional("infomap")
     indices, distances = check_knn_graph(knn, "knn")
     min_sim = check_probability(min_sim, "min_sim")
     min_size = check_int(min_size, "min_size", low=0)
@@ -112,6 +111,7 @@ def infomap_cluster(
     n = indices.shape[0]
     if n == 0:
         raise ValueError("knn must not be empty (one row per sample), got a graph with 0 rows")
+    infomap = import_optional("infomap")  # after the argument checks: their errors need no Infomap
     rows = np.broadcast_to(np.arange(n)[:, None], indices.shape)
     similarity = 1.0 - distances
     keep = (similarity >= min_sim) & (indices != rows)

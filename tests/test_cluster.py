@@ -109,6 +109,7 @@ def test_sparse_dbscan_equals_dense_dbscan(seed):
     np.testing.assert_array_equal(labels == -1, expected == -1)
 
 
+@pytest.mark.requires("infomap")
 def test_infomap_recovers_separated_blobs_and_drops_small_clusters():
     rng = np.random.default_rng(0)
     centres = np.eye(8)[:4] * 10
@@ -121,6 +122,7 @@ def test_infomap_recovers_separated_blobs_and_drops_small_clusters():
     assert (big_only == -1).all()
 
 
+@pytest.mark.requires("infomap")
 def test_infomap_edges_respect_min_sim():
     feats = np.random.default_rng(1).normal(size=(30, 4))
     assert (infomap_cluster(brute_knn(feats, 5), min_sim=1.0) == -1).all()  # no edge survives
@@ -145,7 +147,7 @@ def test_cluster_per_camera_is_camera_pure_and_matches_per_camera_agglomerative(
         assert adjusted_rand_score(expected, local[members]) == 1.0
 
 
-@pytest.mark.parametrize("method", ["dbscan", "infomap"])
+@pytest.mark.parametrize("method", ["dbscan", pytest.param("infomap", marks=pytest.mark.requires("infomap"))])
 def test_cluster_per_camera_sparse_methods_are_camera_pure(method):
     data = make_camera_biased(n_ids=30, n_cams=3, seed=2)
     local = cluster_per_camera(data.feats, data.cams, method=method, k1=10, k2=3, k=8, rng=0)
@@ -200,6 +202,7 @@ def test_dbscan_on_jaccard_kept_within_eps_equals_dbscan_on_all_pairs():
     assert (full >= 0).any()
 
 
+@pytest.mark.requires("infomap")
 def test_infomap_and_dbscan_find_the_clusters_not_just_agree_on_noise():
     # well separated blobs: a clustering that returns all -1 (or one cluster) must fail here
     rng = np.random.default_rng(5)
