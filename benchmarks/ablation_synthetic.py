@@ -82,12 +82,12 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
         n_train = int(s["train_pids"].shape[0])
         untrained.append(
             evaluate_retrieval(
-                s["query_feats"],
-                s["gallery_feats"],
                 s["query_pids"],
                 s["gallery_pids"],
-                s["query_cams"],
-                s["gallery_cams"],
+                query_cams=s["query_cams"],
+                gallery_cams=s["gallery_cams"],
+                query_feats=s["query_feats"],
+                gallery_feats=s["gallery_feats"],
             ).mAP
         )
         variants = {**TABLE_III, **{k: v for k, v in TABLE_IV.items() if k != "cosine (authors)"}}

@@ -163,7 +163,7 @@ def worker(spec: dict) -> dict:
         graph = (np.load(graph_file + ".idx.npy"), np.load(graph_file + ".dist.npy"))
 
     if spec["task"] == "knn":
-        run = lambda: knn(x, k1, backend=spec["backend"])  # noqa: E731
+        run = lambda: knn(x, k1 - 1, backend=spec["backend"])  # noqa: E731  (k1 columns, self included)
     elif spec["task"] == "knn_ref":
         run = lambda: reference_knn(x, k1)  # noqa: E731
     elif spec["task"] == "jaccard":
@@ -171,7 +171,7 @@ def worker(spec: dict) -> dict:
     elif spec["task"] == "jaccard_ref":
         run = lambda: reference_jaccard(x, graph[0], k1, k2)  # noqa: E731
     elif spec["task"] == "infomap":
-        run = lambda: infomap_cluster((graph[0][:, :16], graph[1][:, :16]), min_sim=0.5)  # noqa: E731
+        run = lambda: infomap_cluster((graph[0][:, :16], graph[1][:, :16]), min_sim=0.5, rng=1)  # noqa: E731
     elif spec["task"] == "dbscan":  # what an epoch of the Cluster-Contrast baseline does after the kNN
         run = lambda: dbscan_cluster(  # noqa: E731
             jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=0.6), eps=0.6
@@ -179,7 +179,7 @@ def worker(spec: dict) -> dict:
     elif spec["task"] == "dbscan_ref":
         run = lambda: dense_dbscan(jaccard_distance(x, knn=graph, k1=k1, k2=k2), eps=0.6)  # noqa: E731
     elif spec["task"] == "graph":
-        idx, dist = knn(x, k1)
+        idx, dist = knn(x, k1 - 1)  # k1 columns: the sample and its k1 - 1 nearest
         np.save(spec["graph_file"] + ".idx.npy", idx)
         np.save(spec["graph_file"] + ".dist.npy", dist)
         return {}
@@ -208,7 +208,7 @@ def worker(spec: dict) -> dict:
         ours = dbscan_cluster(jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=0.6), eps=0.6)
         extra["same_partition"] = bool(adjusted_rand_score(out, ours) == 1.0 and ((out < 0) == (ours < 0)).all())
     elif spec["task"] == "knn_ref":
-        extra["same_neighbours"] = float(np.mean(knn(x, k1)[0][:, 1:] == out[0][:, 1:]))
+        extra["same_neighbours"] = float(np.mean(knn(x, k1 - 1)[0][:, 1:] == out[0][:, 1:]))
     del out
     for _ in range(spec["repeats"] - 1):
         t0 = time.perf_counter()

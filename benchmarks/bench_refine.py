@@ -1,4 +1,4 @@
-"""refine() (default rule) given a kNN graph at N = 1e4, 1e5, 1e6 (k = 15), against a per-sample loop; then cluster_report.
+"""refine() (default rule) on a kNN graph at N = 1e4, 1e5, 1e6 (k = 15) against a per-sample loop; cluster_report.
 
 Usage: python benchmarks/bench_refine.py [--quick] [--repeats 3]
 """

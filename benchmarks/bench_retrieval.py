@@ -94,7 +94,7 @@ def bench_scale(name: str, repeats: int, rerank: bool) -> None:
     input_mib = (qf.nbytes + gf.nbytes) / 2**20
 
     def run(**kw):
-        return evaluate_retrieval(qf, gf, qp, gp, qc, gc, **kw)
+        return evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf, **kw)
 
     secs, result = timed(run, repeats)
     peak = peak_mib(run)

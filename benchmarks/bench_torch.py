@@ -14,7 +14,7 @@ timing; on CUDA copied to the device before timing):
   the GPU when faiss-gpu is installed and sees one);
 - ``jaccard_distance(feats, knn=graph, k1=30, k2=6)`` from a precomputed graph (every pair
   below 1 stored): torch backend against numpy/scipy;
-- one pseudo-label epoch: ``knn(feats, 16)`` + ``infomap_cluster`` + ``refine`` (what the
+- one pseudo-label epoch: ``knn(feats, 15)`` + ``infomap_cluster`` + ``refine`` (what the
   recipe's stage 2 does between two training epochs), the kNN by each implementation.
 
 Columns (the shared helper of ``benchmarks/_common.py``): seconds (median over ``--repeats``),
@@ -133,7 +133,7 @@ def main() -> None:
         for name, (feats, backend) in impls.items():
 
             def epoch():
-                graph = knn(feats, 16, backend=backend)
+                graph = knn(feats, 15, backend=backend)
                 labels = infomap_cluster(graph, min_sim=0.5)
                 return refine(labels, local, cams, knn=graph, k=15, rng=0).labels
 
@@ -150,7 +150,7 @@ def main() -> None:
     print(table(headers, tables["knn"]))
     print("\n## jaccard_distance(feats, knn=graph, k1=30, k2=6)\n")
     print(table(headers, tables["jaccard"]))
-    print("\n## one pseudo-label epoch: knn(feats, 16) + infomap_cluster(min_sim=0.5) + refine(k=15)\n")
+    print("\n## one pseudo-label epoch: knn(feats, 15) + infomap_cluster(min_sim=0.5) + refine(k=15)\n")
     print(table(headers, tables["epoch"]))
 
 

@@ -51,7 +51,7 @@ def make_cell(bias: float, impurity: float, fragments: int | str, seed: int, n_i
         **options,
     )
     local = cluster_per_camera(data.feats, data.cams) if fragments == "agglo" else data.local_labels
-    graph = knn(data.feats, 16)  # self + the k = 15 neighbours of Eq. 4
+    graph = knn(data.feats, 15)  # self + the k = 15 neighbours of Eq. 4
     return data, local, graph, infomap_cluster(graph, min_sim=0.5)
 
 

@@ -46,7 +46,7 @@ def _pyplot():
 
 def neighbour_makeup(feats: np.ndarray, pids: np.ndarray, cams: np.ndarray, k: int = 10) -> tuple[float, float]:
     """Fraction of each sample's k nearest other samples from its own camera, and with its own identity."""
-    indices, _ = knn(feats, k + 1)
+    indices, _ = knn(feats, k)
     others = indices[:, 1:]
     return float((cams[others] == cams[:, None]).mean()), float((pids[others] == pids[:, None]).mean())
 
@@ -105,7 +105,8 @@ def schedules_figure(path: Path, epochs: int = 50) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for name, schedule in SCHEDULES.items():
         ax.plot(epoch, [schedule(int(e), epochs) for e in epoch], label=name)
-    ax.plot(epoch, [cosine(int(e), epochs, span=3.0) for e in epoch], "k--", label="cosine, span=3.0 (commented out in the authors' code)")
+    authors = [cosine(int(e), epochs, span=3.0) for e in epoch]
+    ax.plot(epoch, authors, "k--", label="cosine, span=3.0 (commented out in the authors' code)")
     ax.set_xlabel(f"epoch (of {epochs})")
     ax.set_ylabel("discard probability p")
     ax.set_ylim(-0.03, 1.05)

@@ -20,6 +20,7 @@ from .refine import RefineResult, refine, refine_with_pivots, relabel
 _EXPORTS = {
     "pivot_scores": "pivots",
     "select_pivots": "pivots",
+    "KnnGraph": "neighbors",
     "knn": "neighbors",
     "jaccard_distance": "neighbors",
     "knn_search": "neighbors",
@@ -45,6 +46,7 @@ _EXPORTS = {
 
 __all__ = [
     "ClusterReport",
+    "KnnGraph",
     "PrecisionRecallF",
     "Protocol",
     "RefineResult",
@@ -77,7 +79,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .cluster import camera_weights, cluster_per_camera, cluster_stats, dbscan_cluster, infomap_cluster, suggest_eps
     from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
-    from .neighbors import jaccard_distance, knn, knn_search
+    from .neighbors import KnnGraph, jaccard_distance, knn, knn_search
     from .pivots import pivot_scores, select_pivots
     from .retrieval import Protocol, RetrievalResult, evaluate_retrieval
     from .schedules import get_schedule

@@ -7,13 +7,18 @@ rule and what was received. Nothing here modifies its input: arrays are converte
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "KnnGraph",
     "as_rng",
+    "check_bool",
     "check_cameras",
     "check_choice",
     "check_features",
@@ -21,7 +26,9 @@ __all__ = [
     "check_knn_graph",
     "check_labels",
     "check_probability",
+    "check_real",
     "check_same_length",
+    "seed_from",
     "to_numpy",
 ]
 
@@ -40,7 +47,7 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be an array, got None")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, duck-typed
         x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":  # numpy has no bfloat16: widen to float32 (exact)
+        if str(x.dtype) == "torch.bfloat16":  # numpy has no bfloat16: widen (exactly) to float32
             x = x.float()
         x = x.numpy()
     try:
@@ -65,6 +72,8 @@ def check_labels(x: Any, name: str, *, n: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} must have length {n} (one per sample), got {arr.shape[0]}")
     if arr.size and arr.min() < -1:
         raise ValueError(f"{name} must be >= -1 (-1 = no cluster), got minimum {arr.min()}")
+    if arr.size and arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must fit in int64 (ids up to {np.iinfo(np.int64).max}), got maximum {arr.max()}")
     return arr.astype(np.int64, copy=False)
 
 
@@ -105,12 +114,125 @@ def check_features(x: Any, name: str = "feats", *, n: int | None = None) -> np.n
     return arr
 
 
-def check_knn_graph(knn: Any, name: str = "knn", *, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A kNN graph ``(indices, distances)``: both (N, k), indices in [0, N), distances finite."""
-    if not isinstance(knn, (tuple, list)) or len(knn) != 2:
-        raise TypeError(f"{name} must be a tuple (indices, distances), got {_describe(knn)}")
-    indices = to_numpy(knn[0], f"{name}[0] (indices)")
-    distances = to_numpy(knn[1], f"{name}[1] (distances)")
+# Float tolerance of the graph checks: 1 - cos computed in float32 strays from [0, 2] and from
+# sorted order by a few ulps; anything beyond this is a caller error.
+_GRAPH_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class KnnGraph:
+    """A kNN graph in cosine distance: what :func:`labelrefine.knn` returns and every function taking a graph accepts.
+
+    Parameters
+    ----------
+    indices : numpy.ndarray of int64, shape (N, m)
+        Neighbour row numbers of each sample, each row sorted by increasing distance.
+    distances : numpy.ndarray of float, shape (N, m)
+        ``1 - cosine similarity`` (in [0, 2]; never similarities), rows non-decreasing.
+    includes_self : bool
+        True when column 0 holds each sample itself (distance 0), as :func:`labelrefine.knn`
+        returns it; the graph then holds ``m - 1`` neighbours per sample besides itself.
+
+    Notes
+    -----
+    ``k`` means the same everywhere in the library: the number of neighbours **other than the
+    sample itself**, the :attr:`k` of this graph. A plain ``(indices, distances)`` tuple is
+    accepted wherever a graph is; a ``KnnGraph`` unpacks like one (``indices, distances =
+    graph``), which eases migrating code written for tuples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelrefine import knn
+    >>> graph = knn(np.eye(4, dtype=np.float32) + 0.1, 2, backend="numpy")
+    >>> graph.k, graph.includes_self, graph.indices.shape
+    (2, True, (4, 3))
+    >>> indices, distances = graph
+    """
+
+    indices: np.ndarray
+    distances: np.ndarray
+    includes_self: bool
+
+    @property
+    def n(self) -> int:
+        """Number of samples (rows)."""
+        return int(self.indices.shape[0])
+
+    @property
+    def k(self) -> int:
+        """Neighbours per sample other than the sample itself."""
+        return int(self.indices.shape[1]) - int(self.includes_self)
+
+    def neighbors(self, k: int | None = None) -> KnnGraph:
+        """The graph without the self column, optionally cut to its ``k`` nearest neighbours."""
+        k = self.k if k is None else check_int(k, "k (neighbours other than the sample itself)", low=0, high=self.k)
+        start = int(self.includes_self)
+        return KnnGraph(self.indices[:, start : start + k], self.distances[:, start : start + k], False)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter((self.indices, self.distances))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, item: int) -> np.ndarray:
+        return (self.indices, self.distances)[item]
+
+    def __repr__(self) -> str:
+        return f"KnnGraph(n={self.n}, k={self.k}, includes_self={self.includes_self})"
+
+
+def _graph_hint(distances: np.ndarray) -> str:
+    """What to pass instead when ``distances`` look like cosine similarities (a faiss inner-product search)."""
+    if distances.shape[1] < 2 or not distances.size:
+        return ""
+    steps = np.diff(distances, axis=1)
+    decreasing = bool((steps <= _GRAPH_TOLERANCE).all() and (steps < -_GRAPH_TOLERANCE).any())
+    if decreasing or float(np.abs(distances[:, 0] - 1).max()) < 1e-3:
+        return (
+            "; these look like cosine similarities (rows decrease from about 1, as faiss IndexFlatIP.search "
+            "returns them): pass 1 - similarities"
+        )
+    return ""
+
+
+def check_knn_graph(graph: Any, name: str = "knn", *, n: int | None = None) -> KnnGraph:
+    """Validate a kNN graph once for every function that takes one; return it as a :class:`KnnGraph`.
+
+    Parameters
+    ----------
+    graph : KnnGraph or tuple (indices, distances)
+        Indices and cosine distances, both (N, m). A tuple's ``includes_self`` is inferred:
+        True when column 0 holds each row's own sample.
+    name : str, default "knn"
+        The caller's argument name, used in error messages.
+    n : int, optional
+        Required number of rows (samples).
+
+    Returns
+    -------
+    KnnGraph
+        Indices as int64, distances unchanged (no copy unless a dtype change requires it).
+
+    Raises
+    ------
+    TypeError
+        Not a graph or a pair, non-integer indices, non-float distances.
+    ValueError
+        Shapes that differ or are not 2-D, a wrong number of rows, indices outside ``[0, N)``,
+        distances that are not finite, outside [0, 2] or not sorted in each row (with a hint
+        when they look like similarities), or a ``KnnGraph`` whose self column is not the sample.
+    """
+    if isinstance(graph, KnnGraph):
+        pair: tuple[Any, Any] = (graph.indices, graph.distances)
+        includes_self: bool | None = bool(graph.includes_self)
+    elif isinstance(graph, (tuple, list)) and len(graph) == 2:
+        pair, includes_self = (graph[0], graph[1]), None
+    else:
+        raise TypeError(f"{name} must be a tuple (indices, distances) or a KnnGraph, got {_describe(graph)}")
+    indices = to_numpy(pair[0], f"{name} indices")
+    distances = to_numpy(pair[1], f"{name} distances")
     if indices.ndim != 2:
         raise ValueError(f"{name} indices must be 2-D (N, k), got shape {indices.shape}")
     if distances.shape != indices.shape:
@@ -120,26 +242,74 @@ def check_knn_graph(knn: Any, name: str = "knn", *, n: int | None = None) -> tup
     if indices.dtype == bool or not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"{name} indices must be integers, got dtype {indices.dtype}")
     if not np.issubdtype(distances.dtype, np.floating):
-        raise TypeError(f"{name} distances must be floats, got dtype {distances.dtype}")
+        raise TypeError(f"{name} distances must be floats (1 - cosine similarity), got dtype {distances.dtype}")
     n_rows = indices.shape[0]
     if n is not None and n_rows != n:
         raise ValueError(f"{name} must have {n} rows (one per sample), got {n_rows}")
     if indices.size and (indices.min() < 0 or indices.max() >= n_rows):
         raise ValueError(
-            f"{name} indices must lie in [0, {n_rows}), got values in [{indices.min()}, {indices.max()}]"
+            f"{name} indices must lie in [0, {n_rows}) (row numbers of the same samples), "
+            f"got values in [{indices.min()}, {indices.max()}]"
         )
     if not np.isfinite(distances).all():
         raise ValueError(f"{name} distances must be finite, got NaN or infinity")
-    return indices.astype(np.int64, copy=False), distances
+    if distances.size:
+        low, high = float(distances.min()), float(distances.max())
+        if low < -_GRAPH_TOLERANCE:
+            raise ValueError(
+                f"{name} distances must be >= 0 (1 - cosine similarity, in [0, 2]), got minimum {low:.4g}"
+                + _graph_hint(distances)
+            )
+        if high > 2.0 + _GRAPH_TOLERANCE:
+            raise ValueError(
+                f"{name} distances must be <= 2 (1 - cosine similarity, in [0, 2]), got maximum {high:.4g}"
+                + _graph_hint(distances)
+            )
+        unsorted = np.diff(distances, axis=1) < -_GRAPH_TOLERANCE
+        if unsorted.any():
+            row = int(np.flatnonzero(unsorted.any(axis=1))[0])
+            raise ValueError(
+                f"{name} distances must be sorted in increasing order along each row (nearest first), "
+                f"got row {row} = {np.round(distances[row, :6], 4).tolist()}" + _graph_hint(distances)
+            )
+    self_first = bool(indices.shape[1]) and bool((indices[:, 0] == np.arange(n_rows)).all())
+    if includes_self is None:
+        includes_self = self_first and n_rows > 0
+    elif includes_self and n_rows and not self_first:
+        row = int(np.flatnonzero(indices[:, 0] != np.arange(n_rows))[0])
+        raise ValueError(
+            f"{name} says includes_self=True but column 0 is not the sample itself: row {row} starts with "
+            f"{int(indices[row, 0])}; build it with knn() or pass includes_self=False"
+        )
+    return KnnGraph(indices.astype(np.int64, copy=False), distances, bool(includes_self))
+
+
+def check_real(x: Any, name: str, *, low: float, high: float, open_low: bool = False, open_high: bool = False) -> float:
+    """A real number (Python or numpy scalar) between ``low`` and ``high``, each end closed unless open."""
+    left, right = "(" if open_low else "[", ")" if open_high else "]"
+    interval = f"{left}{low:g}, {high:g}{right}"
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number in {interval}, got {_describe(x)}")
+    value = float(x)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number in {interval}, got {x}")
+    below = value <= low if open_low else value < low
+    above = value >= high if open_high else value > high
+    if below or above:
+        raise ValueError(f"{name} must be in {interval}, got {x}")
+    return value
+
+
+def check_bool(x: Any, name: str) -> bool:
+    """A bool (Python or numpy); 0/1 and strings are refused."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_describe(x)}")
+    return bool(x)
 
 
 def check_probability(p: Any, name: str = "p") -> float:
     """A real number in [0, 1]."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {_describe(p)}")
-    if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {p}")
-    return float(p)
+    return check_real(p, name, low=0.0, high=1.0)
 
 
 def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
@@ -170,8 +340,35 @@ def check_same_length(**arrays: np.ndarray) -> int:
     return next(iter(lengths.values()))
 
 
-def as_rng(rng: int | np.random.Generator | None) -> np.random.Generator:
-    """The library's one randomness convention: ``numpy.random.default_rng(rng)``."""
-    if rng is not None and not isinstance(rng, (numbers.Integral, np.random.Generator, np.random.SeedSequence)):
-        raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {_describe(rng)}")
+def as_rng(rng: Any, name: str = "rng") -> np.random.Generator:
+    """The library's one randomness convention: ``numpy.random.default_rng(rng)``.
+
+    Parameters
+    ----------
+    rng : None, int >= 0, numpy.random.SeedSequence or numpy.random.Generator
+        None: fresh entropy; an int: a reproducible seed; a Generator is used as is (shared).
+    name : str, default "rng"
+        The caller's argument name, used in error messages.
+    """
+    if isinstance(rng, bool) or (
+        rng is not None and not isinstance(rng, (numbers.Integral, np.random.Generator, np.random.SeedSequence))
+    ):
+        raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {_describe(rng)}")
+    if isinstance(rng, numbers.Integral):
+        if int(rng) < 0:
+            raise ValueError(
+                f"{name} must be None, an int seed or a numpy.random.Generator, got {int(rng)}: int seeds must be >= 0"
+            )
+        return np.random.default_rng(int(rng))
     return np.random.default_rng(rng)
+
+
+def seed_from(rng: Any, name: str = "rng", *, low: int = 0, high: int = 2**31 - 1) -> int:
+    """An int seed in ``[low, high]`` for libraries that take only ints (torch, Infomap).
+
+    An int ``rng`` is used as is when it lies in the range (so ``rng=3`` means seed 3); a
+    Generator or None draws one with :func:`as_rng` (a Generator advances by one draw).
+    """
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and low <= int(rng) <= high:
+        return int(rng)
+    return int(as_rng(rng, name).integers(low, high, endpoint=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -58,8 +59,8 @@ def _demo(args: argparse.Namespace) -> int:
     data = make_camera_biased(
         args.ids, args.cams, images_per_camera=tuple(args.images), camera_strength=args.camera_strength, rng=args.seed
     )
-    graph = knn(data.feats, args.k + 1)  # one graph serves clustering and refinement
-    global_labels = infomap_cluster(graph, min_sim=args.min_sim)
+    graph = knn(data.feats, args.k)  # one graph serves clustering and refinement
+    global_labels = infomap_cluster(graph, min_sim=args.min_sim, rng=args.seed)
     local_labels = cluster_per_camera(data.feats, data.cams)
     result = refine(
         global_labels, local_labels, data.cams, knn=graph, k=args.k, p=args.p, rule=args.rule, rng=args.seed
@@ -125,7 +126,7 @@ def _refine(args: argparse.Namespace) -> int:
     result = refine(
         global_labels, local_labels, cams, feats, knn=graph, k=args.k, p=args.p, rule=args.rule, rng=args.seed
     )
-    save_array(args.output, result.labels)
+    save_array(args.output, result.labels, "--output")
     print(f"{result!r}\nRefined labels written to {args.output}")
     return 0
 
@@ -145,7 +146,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labelrefine", description="Camera-aware pseudo-label refinement (CALR).")
+    parser = argparse.ArgumentParser(
+        prog="labelrefine",
+        description="Camera-aware pseudo-label refinement (CALR).",
+        epilog=_FILES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="refine labels on generated camera-biased data and print cluster quality")
@@ -155,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="images of one identity in one camera, inclusive range (default 4 16)")
     demo.add_argument("--camera-strength", type=float, default=0.7,
                       help="camera bias: norm of each camera's feature offset (default 0.7)")
-    demo.add_argument("--k", type=int, default=15, help="neighbours of the kNN graph (default 15)")
+    demo.add_argument("--k", type=int, default=15, help="neighbours other than the image itself (default 15)")
     demo.add_argument("--min-sim", type=float, default=0.6, help="Infomap edge similarity threshold (default 0.6)")
     demo.add_argument("--p", type=float, default=1.0, help="discard probability (default 1.0)")
     demo.add_argument("--rule", default="linked", help=f"refinement rule: {', '.join(PIVOT_RULES)} (default linked)")
@@ -163,21 +169,31 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--plot", metavar="FILE", help="also save the table as a bar chart (needs matplotlib)")
     demo.set_defaults(run=_demo)
 
-    ref = commands.add_parser("refine", help="refine global labels read from files")
+    ref = commands.add_parser(
+        "refine",
+        help="refine global labels read from files",
+        epilog=_FILES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ref.add_argument("--global", dest="global_labels", required=True, metavar="FILE", help="global labels")
     ref.add_argument("--local", dest="local_labels", required=True, metavar="FILE", help="local labels")
     ref.add_argument("--cams", required=True, metavar="FILE", help="camera of each sample")
-    ref.add_argument("--feats", metavar="FILE", help="features (N, D) as .npy")
-    ref.add_argument("--knn-indices", metavar="FILE", help="precomputed kNN indices (N, k+1)")
-    ref.add_argument("--knn-distances", metavar="FILE", help="precomputed kNN cosine distances (N, k+1)")
-    ref.add_argument("--k", type=int, default=15, help="neighbours in the pivot score (default 15)")
+    ref.add_argument("--feats", metavar="FILE", help="features (N, D)")
+    ref.add_argument("--knn-indices", metavar="FILE", help="precomputed kNN indices (N, m), self in column 0 or not")
+    ref.add_argument("--knn-distances", metavar="FILE", help="precomputed kNN cosine distances 1 - cos (N, m)")
+    ref.add_argument("--k", type=int, default=15, help="neighbours other than the image itself (default 15)")
     ref.add_argument("--p", type=float, default=1.0, help="discard probability (default 1.0)")
     ref.add_argument("--rule", default="linked", help=f"refinement rule: {', '.join(PIVOT_RULES)} (default linked)")
     ref.add_argument("--seed", type=int, default=None, help="random seed for p < 1")
     ref.add_argument("--output", "-o", required=True, metavar="FILE", help="where to write the refined labels")
     ref.set_defaults(run=_refine)
 
-    rep = commands.add_parser("report", help="cluster quality of predicted labels against true identities")
+    rep = commands.add_parser(
+        "report",
+        help="cluster quality of predicted labels against true identities",
+        epilog=_FILES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rep.add_argument("--true", required=True, metavar="FILE", help="true identities")
     rep.add_argument("--pred", required=True, metavar="FILE", help="predicted cluster labels (-1 = outlier)")
     rep.add_argument("--outliers", default="drop", help="how -1 is scored: drop, singleton or cluster")
@@ -185,12 +201,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_FILES_HELP = """\
+FILE arguments: .npy; .npz (its only array, or FILE.npz:KEY, e.g. local_labels.npz:labels);
+.pt (a tensor or a dict of tensors, FILE.pt:KEY; needs torch); .csv / .txt with one value per
+line or one comma-separated row per sample, optionally below a header line. Pickled objects
+are never loaded. Outputs: .npy, .csv or .txt."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``labelrefine`` command; returns the exit status."""
+    """Entry point of the ``labelrefine`` command; returns the exit status.
+
+    0 on success; 2 for a usage or input error (one line on stderr naming the argument); 141
+    when the reader of the output went away (``labelrefine report ... | head``).
+    """
     args = _parser().parse_args(argv)
     try:
-        return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, ModuleNotFoundError) as exc:
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return status
+    except BrokenPipeError:
+        # the reader (head, less) exited: silence the final flush at interpreter exit, like cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a process killed by a closed pipe
+    except (ValueError, TypeError, OSError, ModuleNotFoundError) as exc:
         print(f"labelrefine {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,8 @@ import scipy.sparse as sp
 
 from ._optional import import_optional
 from ._validation import (
+    KnnGraph,
+    as_rng,
     check_cameras,
     check_choice,
     check_features,
@@ -31,7 +33,9 @@ from ._validation import (
     check_knn_graph,
     check_labels,
     check_probability,
+    check_real,
     check_same_length,
+    seed_from,
 )
 from .refine import relabel
 
@@ -56,11 +60,11 @@ def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def infomap_cluster(
-    knn: tuple[Any, Any],
+    knn: KnnGraph | tuple[Any, Any],
     *,
     min_sim: float = 0.5,
     min_size: int = 1,
-    seed: int = 1,
+    rng: int | np.random.Generator | None = None,
     trials: int = 1,
 ) -> np.ndarray:
     """Two-level directed Infomap on the kNN graph (the paper's inter-camera clustering).
@@ -70,15 +74,19 @@ def infomap_cluster(
 
     Parameters
     ----------
-    knn : tuple (indices, distances)
-        kNN graph in cosine distance from :func:`labelrefine.neighbors.knn` (self entries are
-        skipped, so a graph with or without them works).
+    knn : KnnGraph or tuple (indices, distances)
+        kNN graph in cosine distance from :func:`labelrefine.neighbors.knn` (validated as
+        :class:`~labelrefine.neighbors.KnnGraph` describes; self entries are skipped, so a graph
+        with or without them works). Every column is used: ``knn(feats, k)`` gives k edges per
+        sample at most.
     min_sim : float in [0, 1], default 0.5
         Edges below this similarity are dropped. See :func:`suggest_eps` for a data-driven value.
     min_size : int, default 1
         Clusters with at most this many members become outliers (-1); 1 drops singletons.
-    seed : int, default 1
-        Infomap's random seed (Infomap counts seeds from 1).
+    rng : int, numpy.random.Generator or None, default None
+        Randomness of Infomap, which takes an int seed counted from 1: an int ``>= 1`` is that
+        seed, 0, a Generator or None draw one with ``numpy.random.default_rng(rng)`` (None:
+        a different partition order may come out on each call; pass an int to reproduce).
     trials : int, default 1
         Infomap's ``--num-trials``.
 
@@ -92,17 +100,19 @@ def infomap_cluster(
     >>> from labelrefine.neighbors import knn
     >>> from labelrefine.synthetic import make_camera_biased
     >>> data = make_camera_biased(n_ids=10, n_cams=2, camera_strength=0.0, rng=0)
-    >>> labels = infomap_cluster(knn(data.feats, 6), min_sim=0.5)
+    >>> labels = infomap_cluster(knn(data.feats, 5), min_sim=0.5, rng=1)
     >>> labels.shape == data.pids.shape
     True
     """
-    infomap = import_optional("infomap")
-    indices, distances = check_knn_graph(knn)
+    indices, distances = check_knn_graph(knn, "knn")
     min_sim = check_probability(min_sim, "min_sim")
     min_size = check_int(min_size, "min_size", low=0)
-    seed = check_int(seed, "seed", low=1)
+    seed = seed_from(rng, "rng", low=1)
     trials = check_int(trials, "trials", low=1)
     n = indices.shape[0]
+    if n == 0:
+        raise ValueError("knn must not be empty (one row per sample), got a graph with 0 rows")
+    infomap = import_optional("infomap")  # after the argument checks: their errors need no Infomap
     rows = np.broadcast_to(np.arange(n)[:, None], indices.shape)
     similarity = 1.0 - distances
     keep = (similarity >= min_sim) & (indices != rows)
@@ -122,6 +132,39 @@ def infomap_cluster(
     return _drop_small(labels, min_size)
 
 
+def _check_eps(eps: Any) -> float:
+    """DBSCAN's radius: in (0, 1) so that the pairs not stored (distance 1) are never neighbours."""
+    return check_real(eps, "eps", low=0.0, high=1.0, open_low=True, open_high=True)
+
+
+def _check_sparse_distances(matrix: Any, name: str) -> sp.csr_matrix:
+    """A non-empty square sparse matrix of finite distances >= 0 (the convention of :func:`jaccard_distance`)."""
+    if not sp.issparse(matrix):
+        hint = ""
+        if hasattr(matrix, "shape") and len(getattr(matrix, "shape", ())) == 2:
+            hint = (
+                "; a dense array is refused because J.toarray() turns the pairs not stored (distance 1) into "
+                "distance 0: pass the sparse matrix itself, or for a full dense distance matrix D use "
+                "sklearn.cluster.DBSCAN(metric='precomputed') on D"
+            )
+        raise TypeError(
+            f"{name} must be a scipy.sparse distance matrix as jaccard_distance returns it, got {type(matrix).__name__}"
+            + hint
+        )
+    csr = sp.csr_matrix(matrix)
+    if csr.ndim != 2 or csr.shape[0] != csr.shape[1]:
+        raise ValueError(f"{name} must be a square (N, N) distance matrix (not features), got shape {csr.shape}")
+    if csr.shape[0] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {csr.shape}")
+    if csr.dtype == bool or not (np.issubdtype(csr.dtype, np.floating) or np.issubdtype(csr.dtype, np.integer)):
+        raise TypeError(f"{name} must hold real distances, got dtype {csr.dtype}")
+    if not np.isfinite(csr.data).all():
+        raise ValueError(f"{name} must be finite, got NaN or infinity")
+    if csr.data.size and csr.data.min() < 0:
+        raise ValueError(f"{name} must hold distances >= 0, got minimum {csr.data.min():.4g}")
+    return csr
+
+
 def dbscan_cluster(jaccard: Any, *, eps: float = 0.6, min_samples: int = 4, n_jobs: int | None = None) -> np.ndarray:
     """scikit-learn DBSCAN on a sparse precomputed distance matrix (the Cluster-Contrast baseline).
 
@@ -129,7 +172,9 @@ def dbscan_cluster(jaccard: Any, *, eps: float = 0.6, min_samples: int = 4, n_jo
     ----------
     jaccard : scipy.sparse matrix of shape (N, N)
         Distances from :func:`labelrefine.neighbors.jaccard_distance`: stored entries are the
-        pairs closer than 1, every pair not stored has distance 1. A dense array is accepted too.
+        pairs closer than 1 (explicit zeros included), every pair not stored has distance 1.
+        Dense arrays are refused: ``jaccard.toarray()`` would turn the pairs not stored into
+        distance 0 and merge everything into one cluster.
     eps : float in (0, 1), default 0.6
         DBSCAN radius. It must be below 1 so that pairs not stored (distance 1) are never
         neighbours; the labels then equal DBSCAN on the dense matrix.
@@ -142,21 +187,19 @@ def dbscan_cluster(jaccard: Any, *, eps: float = 0.6, min_samples: int = 4, n_jo
     -------
     numpy.ndarray of int64, shape (N,)
         Cluster ids ``0..K-1`` and -1 for noise.
+
+    Raises
+    ------
+    TypeError
+        A dense array or another non-sparse object, a non-numeric matrix, a non-real ``eps``.
+    ValueError
+        A non-square or empty matrix, negative or non-finite distances, ``eps`` outside (0, 1).
     """
     from sklearn.cluster import DBSCAN
 
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < eps < 1.0:
-        raise ValueError(f"eps must be in (0, 1) (pairs not stored in the sparse matrix have distance 1), got {eps!r}")
+    eps = _check_eps(eps)
     min_samples = check_int(min_samples, "min_samples", low=1)
-    if sp.issparse(jaccard):
-        matrix = sp.csr_matrix(jaccard)
-    else:
-        matrix = np.asarray(jaccard)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"jaccard must be a square (N, N) distance matrix, got shape {matrix.shape}")
-    values = matrix.data if sp.issparse(matrix) else matrix
-    if not np.isfinite(values).all():
-        raise ValueError("jaccard must be finite, got NaN or infinity")
+    matrix = _check_sparse_distances(jaccard, "jaccard")
     model = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=n_jobs)
     return model.fit_predict(matrix).astype(np.int64)
 
@@ -170,8 +213,9 @@ def suggest_eps(distances: Any, *, rank: int = 4, quantile: float = 0.5) -> floa
 
     Parameters
     ----------
-    distances : tuple (indices, distances) or scipy.sparse matrix
-        A kNN graph from :func:`labelrefine.neighbors.knn`, or a sparse Jaccard matrix (pairs
+    distances : KnnGraph, tuple (indices, distances) or scipy.sparse matrix
+        A kNN graph from :func:`labelrefine.neighbors.knn` (validated as
+        :class:`~labelrefine.neighbors.KnnGraph` describes), or a sparse Jaccard matrix (pairs
         not stored have distance 1).
     rank : int, default 4
         Which neighbour (1 = nearest other sample).
@@ -193,7 +237,7 @@ def suggest_eps(distances: Any, *, rank: int = 4, quantile: float = 0.5) -> floa
     rank = check_int(rank, "rank", low=1)
     quantile = check_probability(quantile, "quantile")
     if sp.issparse(distances):
-        matrix = sp.csr_matrix(distances)
+        matrix = _check_sparse_distances(distances, "distances")
         n = matrix.shape[0]
         coo = matrix.tocoo()
         off_diagonal = coo.row != coo.col
@@ -205,6 +249,8 @@ def suggest_eps(distances: Any, *, rank: int = 4, quantile: float = 0.5) -> floa
         kth = np.where(counts >= rank, values[np.minimum(starts + rank - 1, values.size - 1)], 1.0)
     else:
         indices, dist = check_knn_graph(distances, "distances")
+        if indices.size == 0:
+            raise ValueError(f"distances must not be empty, got a kNN graph of shape {indices.shape}")
         not_self = indices != np.arange(indices.shape[0])[:, None]
         if not_self.sum(axis=1).min() < rank:
             raise ValueError(f"rank={rank} needs at least {rank} neighbours other than self per row in the kNN graph")
@@ -225,6 +271,7 @@ def cluster_per_camera(
     min_sim: float = 0.5,
     k: int = 15,
     linkage: Literal["average", "complete", "single"] = "average",
+    rng: int | np.random.Generator | None = None,
 ) -> np.ndarray:
     """Stage-1 clustering: each camera's images clustered on their own.
 
@@ -249,9 +296,13 @@ def cluster_per_camera(
     k1, k2 : int
         Jaccard parameters, shrunk to the camera's size when it is small.
     eps, min_sim, k :
-        Parameters of the ``"dbscan"`` and ``"infomap"`` methods.
+        Parameters of the ``"dbscan"`` and ``"infomap"`` methods; ``k`` counts neighbours other
+        than the sample itself (shrunk to ``n_c - 1`` for small cameras).
     linkage : {"average", "complete", "single"}, default "average"
         Agglomerative linkage.
+    rng : int, numpy.random.Generator or None, default None
+        Randomness of ``method="infomap"`` (see :func:`infomap_cluster`); the other methods are
+        deterministic.
 
     Returns
     -------
@@ -269,12 +320,15 @@ def cluster_per_camera(
     """
     x = check_features(feats)
     cam_codes = check_cameras(cams, "cams", n=x.shape[0])
-    method = check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
-    linkage = check_choice(linkage, "linkage", ("average", "complete", "single"))
+    check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
+    check_choice(linkage, "linkage", ("average", "complete", "single"))
     images_per_cluster = check_int(images_per_cluster, "images_per_cluster", low=1)
     k1 = check_int(k1, "k1", low=1)
     k2 = check_int(k2, "k2", low=1, high=k1)
     k = check_int(k, "k", low=1)
+    eps = _check_eps(eps)
+    min_sim = check_probability(min_sim, "min_sim")
+    generator = as_rng(rng)
     from .neighbors import jaccard_distance, knn
 
     labels = np.full(x.shape[0], -1, dtype=np.int64)
@@ -285,7 +339,7 @@ def cluster_per_camera(
         if n_c == 1:
             local = np.zeros(1, dtype=np.int64)
         elif method == "infomap":
-            local = infomap_cluster(knn(x[members], min(k, n_c)), min_sim=min_sim)
+            local = infomap_cluster(knn(x[members], min(k, n_c - 1)), min_sim=min_sim, rng=generator)
         else:
             cam_k1 = min(k1, n_c - 1)
             if method == "dbscan":  # pairs farther than eps never matter to DBSCAN
@@ -321,27 +375,32 @@ def camera_weights(labels: Any, cams: Any) -> np.ndarray:
     Parameters
     ----------
     labels : array-like of int, shape (N,)
-        Cluster ids, -1 ignored.
+        Cluster ids, -1 ignored. Any ids (they are factorised, so ids like 10**12 cost nothing).
     cams : array-like of shape (N,)
         Camera of each sample.
 
     Returns
     -------
-    numpy.ndarray of float64, shape (max(labels) + 1,)
-        Weight of cluster id ``j`` at position ``j`` (0 for ids with no member).
+    numpy.ndarray of float64, shape (K,)
+        One weight per cluster, in increasing order of cluster id (``np.unique(labels[labels >= 0])``):
+        for contiguous ids ``0..K-1`` (:func:`~labelrefine.refine.relabel`), position ``j`` is
+        cluster ``j``.
 
     Examples
     --------
     >>> camera_weights([0, 0, 1, 1, -1], [1, 2, 1, 1, 3]).round(4)
+    array([0.5266, 0.    ])
+    >>> camera_weights([7, 7, 10**12], ["a", "b", "a"]).round(4)  # ids 7 and 10**12
     array([0.5266, 0.    ])
     """
     labels = check_labels(labels, "labels")
     cam_codes = check_cameras(cams, "cams")
     check_same_length(labels=labels, cams=cam_codes)
     clustered = labels >= 0
-    n_clusters = int(labels.max()) + 1 if clustered.any() else 0
+    ids, cluster_codes = np.unique(labels[clustered], return_inverse=True)
+    n_clusters = ids.size
     counts = sp.coo_matrix(
-        (np.ones(int(clustered.sum())), (labels[clustered], cam_codes[clustered])),
+        (np.ones(cluster_codes.size), (cluster_codes.reshape(-1), cam_codes[clustered])),
         shape=(n_clusters, int(cam_codes.max()) + 1 if cam_codes.size else 0),
     ).tocsr()
     counts.sum_duplicates()

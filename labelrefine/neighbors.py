@@ -21,9 +21,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._optional import has_module, import_optional
-from ._validation import check_choice, check_features, check_int, check_knn_graph, check_probability
+from ._validation import KnnGraph, check_choice, check_features, check_int, check_knn_graph, check_probability
 
-__all__ = ["jaccard_distance", "knn", "knn_search"]
+__all__ = ["KnnGraph", "jaccard_distance", "knn", "knn_search"]
 
 _BACKENDS = ("auto", "faiss", "numpy", "torch")
 _BLOCK_BYTES = 256 * 2**20  # temporaries of one block stay under about this many bytes
@@ -96,7 +96,7 @@ def _parse_device(device: Any) -> int | None:
     if device is None:
         return None
     if isinstance(device, numbers.Integral) and not isinstance(device, bool):
-        if device >= 0:
+        if int(device) >= 0:
             return int(device)
     else:
         text = str(device).strip().lower()  # also accepts torch.device("cuda:1")
@@ -311,6 +311,15 @@ def _self_first(indices: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray,
     return out_idx, out_dist
 
 
+def _with_self(graph: KnnGraph) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, distances)`` with each sample at column 0 (distance 0), prepended when missing."""
+    if graph.includes_self:
+        return graph.indices, graph.distances
+    rows = np.arange(graph.n, dtype=np.int64)[:, None]
+    zeros = np.zeros((graph.n, 1), dtype=graph.distances.dtype)
+    return np.hstack([rows, graph.indices]), np.hstack([zeros, graph.distances])
+
+
 def _knn_graph(xn: np.ndarray, k: int, backend: str, block_size: int | None, device: Any):
     indices, sims = _search(xn, xn, k, backend, block_size, device)
     return _self_first(indices, _to_distances(sims))
@@ -324,8 +333,8 @@ def knn(
     block_size: int | None = None,
     normalize: bool = True,
     device: Any = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact kNN graph of the samples in cosine geometry, each sample itself at column 0.
+) -> KnnGraph:
+    """Exact kNN graph of the samples in cosine geometry: each sample, then its k nearest others.
 
     Parameters
     ----------
@@ -333,8 +342,8 @@ def knn(
         Features (float32/float64; numpy arrays, lists or torch tensors; float16 and bfloat16
         tensors are computed in float32).
     k : int
-        Neighbours per sample **counting the sample itself**, ``1 <= k <= N``: column 0 is the
-        sample, columns 1..k-1 its k-1 nearest other samples.
+        Neighbours per sample **other than the sample itself**, ``1 <= k < N`` (the meaning of
+        ``k`` across the library): column 0 is the sample, columns 1..k its k nearest others.
     backend : {"auto", "faiss", "numpy", "torch"}, default "auto"
         See :func:`knn_search`; all backends return the same neighbours (ties aside).
         ``"auto"`` picks ``"torch"`` for a CUDA tensor, so features coming out of a model on the
@@ -350,17 +359,17 @@ def knn(
 
     Returns
     -------
-    indices : numpy.ndarray of int64, shape (N, k)
-        ``indices[i, 0] == i``; the other columns sorted by increasing distance, ties by
-        increasing index.
-    distances : numpy.ndarray of float32, shape (N, k)
-        ``1 - cosine similarity`` clipped to [0, 2]; ``distances[:, 0] == 0``.
+    KnnGraph
+        ``indices`` (int64, shape (N, k + 1)) with ``indices[i, 0] == i`` and the other columns
+        sorted by increasing distance, ties by increasing index; ``distances`` (float32, same
+        shape), ``1 - cosine similarity`` clipped to [0, 2] with ``distances[:, 0] == 0``;
+        ``includes_self=True``. It unpacks like a tuple: ``indices, distances = knn(feats, k)``.
 
     Raises
     ------
     ValueError
-        Empty, non-2-D or non-finite features, ``k`` outside ``[1, N]``, an unknown backend or
-        device, ``block_size < 1``.
+        Empty, non-2-D or non-finite features, ``k`` outside ``[1, N - 1]``, an unknown backend
+        or device, ``block_size < 1``.
     TypeError
         Non-float features or a non-integer ``k``.
 
@@ -380,9 +389,12 @@ def knn(
     >>> import numpy as np
     >>> from labelrefine.neighbors import knn
     >>> feats = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
-    >>> indices, distances = knn(feats, 5, backend="numpy")
+    >>> graph = knn(feats, 5, backend="numpy")
+    >>> graph
+    KnnGraph(n=100, k=5, includes_self=True)
+    >>> indices, distances = graph
     >>> indices.shape, distances.dtype
-    ((100, 5), dtype('float32'))
+    ((100, 6), dtype('float32'))
     >>> bool((indices[:, 0] == np.arange(100)).all()), float(distances[:, 0].max())
     (True, 0.0)
     >>> bool((np.diff(distances, axis=1) >= 0).all())
@@ -395,13 +407,13 @@ def knn(
         (x,) = _torch_features((feats, "feats"))
     else:
         x = check_features(feats, "feats")
-    k = check_int(k, "k (neighbours including the sample itself)", low=1, high=x.shape[0])
+    k = check_int(k, "k (neighbours other than the sample itself)", low=1, high=x.shape[0] - 1)
     if backend == "torch":
-        indices, sims = _search_torch(x, x, k, block_size, bool(normalize), True)
+        indices, sims = _search_torch(x, x, k + 1, block_size, bool(normalize), True)
+        indices, distances = _self_first(indices, _to_distances(sims))
     else:
-        xn = _unit_rows(x, bool(normalize))
-        indices, sims = _search(xn, xn, k, backend, block_size, device)
-    return _self_first(indices, _to_distances(sims))
+        indices, distances = _knn_graph(_unit_rows(x, bool(normalize)), k + 1, backend, block_size, device)
+    return KnnGraph(indices, distances, includes_self=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -709,7 +721,7 @@ def _check_distinct_rows(ranks: np.ndarray) -> None:
 def jaccard_distance(
     feats: Any = None,
     *,
-    knn: tuple[Any, Any] | None = None,
+    knn: KnnGraph | tuple[Any, Any] | None = None,
     k1: int = 30,
     k2: int = 6,
     dtype: Any = np.float32,
@@ -724,13 +736,17 @@ def jaccard_distance(
     feats : array-like of shape (N, D), optional
         Features, cosine geometry (normalised inside without copying them, except for the kNN
         search when no graph is given). Give ``feats``, ``knn`` or both.
-    knn : tuple (indices, distances), optional
-        A precomputed kNN graph from :func:`knn` (cosine distances, each sample at column 0) with
-        at least ``k1`` columns, so one graph per epoch serves clustering, pivots and this
-        distance. Without ``feats`` the few distances the encoding needs that are not in the
+    knn : KnnGraph or tuple (indices, distances), optional
+        A precomputed :class:`KnnGraph` (cosine distances) holding at least ``k1 - 1``
+        neighbours besides each sample, e.g. ``knn(feats, k1 - 1)`` or wider, so one graph per
+        epoch serves clustering, pivots and this distance; a graph without the self column gets
+        it added. Without ``feats`` the few distances the encoding needs that are not in the
         graph are approximated (see Notes); pass ``feats`` too for exact numbers.
     k1 : int, default 30
-        Size of the forward neighbour set, the sample itself included, ``1 <= k1 <= N``.
+        Size of the forward neighbour set, **the sample itself included**, ``1 <= k1 <= N``: the
+        k-reciprocal parameter of Cluster-Contrast (its ``k1=30`` means 29 other samples), kept so
+        that its configurations carry over. It is not the library's ``k`` (neighbours other than
+        the sample, see :class:`KnnGraph`).
     k2 : int, default 6
         Query expansion averages the encodings of the ``k2`` nearest samples (itself included),
         ``1 <= k2 <= k1``.
@@ -841,10 +857,11 @@ def jaccard_distance(
         x = _torch_features((feats, "feats"))[0] if backend == "torch" else check_features(feats, "feats")
         n = x.shape[0]
     if knn is not None:
-        indices, distances = check_knn_graph(knn, "knn", n=n)
+        indices, distances = _with_self(check_knn_graph(knn, "knn", n=n))
         n = indices.shape[0]
         if n == 0:
             raise ValueError("knn must not be empty, got a graph with 0 rows")
+    assert n is not None  # checked above: feats or knn
     k1 = check_int(k1, "k1", low=1, high=n)
     k2 = check_int(k2, "k2", low=1)
     if k2 > k1:
@@ -859,11 +876,13 @@ def jaccard_distance(
         indices, sims = _search_torch(x, x, k1, block_size, True, True)
         indices, distances = _self_first(indices, _to_distances(sims))
     elif knn is None:
+        assert x is not None  # checked above: feats or knn
         indices, distances = _knn_graph(_unit_rows(x, True), k1, backend, block_size, None)
     else:
         if indices.shape[1] < k1:
             raise ValueError(
-                f"knn must have at least k1={k1} columns (the k1 nearest, self included), got {indices.shape[1]}"
+                f"knn must hold at least k1 - 1 = {k1 - 1} neighbours besides each sample (k1={k1} counts the "
+                f"sample itself), got {indices.shape[1] - 1}: compute it with knn(feats, {k1 - 1}) or wider"
             )
         _check_distinct_rows(indices)
     acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
@@ -871,7 +890,7 @@ def jaccard_distance(
         if x is not None:
             device = x.device
         else:
-            device = graph_head.device if _torch_backend().is_tensor(graph_head) else "cpu"
+            device = graph_head.device if graph_head is not None and _torch_backend().is_tensor(graph_head) else "cpu"
         kept = _torch_backend().jaccard_blocks(
             x, indices, distances, device, k1=k1, k2=k2, dtype=dtype, block_size=block_size, max_distance=max_distance
         )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._validation import (
+    KnnGraph,
     check_cameras,
     check_choice,
     check_features,
@@ -23,14 +24,12 @@ PivotRule = Literal["linked", "all", "camera", "cluster", "reference"]
 PIVOT_RULES: tuple[str, ...] = ("linked", "all", "camera", "cluster", "reference")
 ScoreFormula = Literal["eq4", "reference"]
 
-# Distances slightly below 0 come from float rounding of 1 - cos; anything below this is a caller error.
-_NEGATIVE_TOLERANCE = 1e-3
 # Keeps Eq. 4 finite when every distance is 0 (all features identical).
 _EPS = 1e-12
 
 
-def graph_from(feats: Any, knn: Any, k: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kNN graph from exactly one of ``feats`` / ``knn``, checked (``n_columns`` when computed)."""
+def graph_from(feats: Any, knn: Any, k: int, neighbours: int) -> KnnGraph:
+    """The kNN graph from exactly one of ``feats`` / ``knn``, checked (``neighbours`` others when computed)."""
     if (feats is None) == (knn is None):
         raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
     if knn is None:
@@ -38,12 +37,10 @@ def graph_from(feats: Any, knn: Any, k: int, n_columns: int) -> tuple[np.ndarray
         check_int(k, "k", low=2, high=x.shape[0] - 1)
         from .neighbors import knn as compute_knn
 
-        return compute_knn(x, n_columns)
-    indices, distances = check_knn_graph(knn)
-    check_int(k, "k", low=2, high=indices.shape[0] - 1)
-    if distances.size and distances.min() < -_NEGATIVE_TOLERANCE:
-        raise ValueError(f"knn distances must be >= 0 (1 - cosine similarity), got minimum {distances.min():.4g}")
-    return indices, distances
+        return compute_knn(x, neighbours)
+    graph = check_knn_graph(knn)
+    check_int(k, "k", low=2, high=graph.indices.shape[0] - 1)
+    return graph
 
 
 def neighbours_without_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +55,7 @@ def neighbours_without_self(indices: np.ndarray, distances: np.ndarray, k: int) 
     if m - n_self.max() < k:
         raise ValueError(
             f"knn has {m} columns but some rows have only {m - n_self.max()} neighbours other than the "
-            f"sample itself; k={k} needs at least {k} (compute the graph with knn(feats, k + 1), self included)"
+            f"sample itself; k={k} needs at least {k} (compute the graph with knn(feats, k))"
         )
     # skip the self column where a row has one (wherever it sits), otherwise take the first k
     self_at = np.where(n_self > 0, is_self.argmax(axis=1), m)[:, None]
@@ -80,7 +77,7 @@ def _eq4(distances: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray
 def pivot_scores(
     feats: Any = None,
     *,
-    knn: tuple[Any, Any] | None = None,
+    knn: KnnGraph | tuple[Any, Any] | None = None,
     k: int = 15,
     formula: ScoreFormula = "eq4",
     min_sim: float = 0.5,
@@ -94,9 +91,10 @@ def pivot_scores(
     feats : array-like of shape (N, D), optional
         Features; L2-normalised internally (not in place) to build the kNN graph with
         :func:`labelrefine.neighbors.knn`. Give either ``feats`` or ``knn``.
-    knn : tuple (indices, distances) of arrays of shape (N, m), optional
+    knn : KnnGraph or tuple (indices, distances) of arrays of shape (N, m), optional
         Precomputed kNN graph in cosine distance, rows sorted by distance, the sample itself
-        present or not (as returned by :func:`labelrefine.neighbors.knn`, which puts it first).
+        present or not (as returned by :func:`labelrefine.neighbors.knn`, which puts it first);
+        ``knn(feats, k)`` or wider.
     k : int, default 15
         Number of neighbours, ``2 <= k < N``.
     formula : {"eq4", "reference"}, default "eq4"
@@ -127,12 +125,11 @@ def pivot_scores(
     >>> pivot_scores(knn=(indices, distances), k=2).round(3)
     array([5.333, 5.833, 4.5  ])
     """
-    formula = check_choice(formula, "formula", ("eq4", "reference"))
-    if formula == "eq4":
-        indices, distances = graph_from(feats, knn, k, n_columns=k + 1)
+    if check_choice(formula, "formula", ("eq4", "reference")) == "eq4":
+        indices, distances = graph_from(feats, knn, k, neighbours=k)
         return _eq4(neighbours_without_self(indices, distances, k)[1])
     min_sim = check_probability(min_sim, "min_sim")
-    indices, distances = graph_from(feats, knn, k, n_columns=k)
+    indices, distances = graph_from(feats, knn, k, neighbours=k - 1)
     if distances.shape[1] < k:
         raise ValueError(f"knn has {distances.shape[1]} columns; the reference formula with k={k} needs at least {k}")
     distances = distances[:, :k]
@@ -178,7 +175,7 @@ def select_pivots(
     >>> select_pivots([3.0, 1.0, 2.5, 0.1], [0, 0, 0, 0], ["a", "a", "b", "b"], rule="reference")
     array([2])
     """
-    rule = check_choice(rule, "rule", PIVOT_RULES)
+    check_choice(rule, "rule", PIVOT_RULES)
     scores = to_numpy(scores, "scores")
     if scores.ndim != 1 or scores.dtype.kind not in "iuf":
         raise ValueError(f"scores must be a 1-D real array, got shape {scores.shape} and dtype {scores.dtype}")

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._arrays import is_member, unique_sorted
 from ._validation import (
+    KnnGraph,
     as_rng,
     check_cameras,
     check_choice,
@@ -18,7 +19,15 @@ from ._validation import (
     check_same_length,
     to_numpy,
 )
-from .pivots import PIVOT_RULES, PivotRule, graph_from, neighbours_without_self, pivot_scores, select_pivots
+from .pivots import (
+    PIVOT_RULES,
+    PivotRule,
+    ScoreFormula,
+    graph_from,
+    neighbours_without_self,
+    pivot_scores,
+    select_pivots,
+)
 
 __all__ = ["RefineResult", "refine", "refine_with_pivots", "relabel"]
 
@@ -130,7 +139,7 @@ def refine(
     cams: Any,
     feats: Any = None,
     *,
-    knn: tuple[Any, Any] | None = None,
+    knn: KnnGraph | tuple[Any, Any] | None = None,
     k: int = 15,
     p: float = 1.0,
     rule: PivotRule = "linked",
@@ -158,11 +167,11 @@ def refine(
     feats : array-like of shape (N, D), optional
         Features, used to build the kNN graph (cosine, L2-normalised internally). Give either
         ``feats`` or ``knn``.
-    knn : tuple (indices, distances), optional
+    knn : KnnGraph or tuple (indices, distances), optional
         Precomputed kNN graph in cosine distance, as returned by
         :func:`labelrefine.neighbors.knn`, so that one graph per epoch serves clustering and
-        refinement. It needs ``k`` neighbours per row other than the sample itself (``k + 1``
-        columns when the sample is included, as ``knn`` includes it).
+        refinement. It needs ``k`` neighbours per row other than the sample itself
+        (``knn(feats, k)`` or wider).
     k : int, default 15
         Neighbours in the pivot score, ``2 <= k < N``.
     p : float in [0, 1], default 1.0
@@ -216,12 +225,12 @@ def refine(
     True
     """
     g = check_labels(global_labels, "global_labels")
-    rule = check_choice(rule, "rule", PIVOT_RULES)
-    indices, distances = graph_from(feats, knn, k, n_columns=k if rule == "reference" else k + 1)
+    check_choice(rule, "rule", PIVOT_RULES)
+    indices, distances = graph_from(feats, knn, k, neighbours=k - 1 if rule == "reference" else k)
     if indices.shape[0] != g.shape[0]:
         source = "knn" if feats is None else "feats"
         raise ValueError(f"{source} must have {g.shape[0]} rows (one per sample), got {indices.shape[0]}")
-    formula = "reference" if rule == "reference" else "eq4"
+    formula: ScoreFormula = "reference" if rule == "reference" else "eq4"
     scores = pivot_scores(knn=(indices, distances), k=k, formula=formula, min_sim=min_sim)
     cam_codes = check_cameras(cams, "cams", n=g.shape[0])
     chosen = select_pivots(scores, g, cam_codes, rule=rule)

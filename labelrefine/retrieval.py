@@ -27,6 +27,7 @@ from ._validation import (
     check_int,
     check_labels,
     check_probability,
+    check_same_length,
     to_numpy,
 )
 
@@ -102,22 +103,6 @@ class Protocol:
             ``Protocol(remove_same_camera=True, junk_pids=junk_pids, name="market1501")``.
         """
         return cls(remove_same_camera=True, junk_pids=junk_pids, name="market1501")
-
-    @classmethod
-    def standard(cls, junk_pids: Any = ()) -> Protocol:
-        """Alias of :meth:`market1501`, the protocol of every standard Re-ID benchmark.
-
-        Parameters
-        ----------
-        junk_pids : sequence of int, default ()
-            Identities whose gallery samples are ignored.
-
-        Returns
-        -------
-        Protocol
-            The same object as ``Protocol.market1501(junk_pids)``.
-        """
-        return cls.market1501(junk_pids)
 
     @classmethod
     def no_camera(cls, junk_pids: Any = ()) -> Protocol:
@@ -297,10 +282,11 @@ def _lookup_csr(matrix: Any, rows: np.ndarray, cols: np.ndarray, missing: float)
     return np.where(found, matrix.data[slot] if stored.size else missing, missing)
 
 
-def _factorize_jointly(query_cams: Any, gallery_cams: Any, n_query: int, n_gallery: int) -> tuple[np.ndarray, ...]:
+def _factorize_jointly(query_cams: Any, gallery_cams: Any, qp: np.ndarray, gp: np.ndarray) -> tuple[np.ndarray, ...]:
     """Camera codes shared by query and gallery (any hashable ids)."""
-    check_cameras(query_cams, "query_cams", n=n_query)
-    check_cameras(gallery_cams, "gallery_cams", n=n_gallery)
+    check_same_length(query_pids=qp, query_cams=check_cameras(query_cams, "query_cams"))
+    check_same_length(gallery_pids=gp, gallery_cams=check_cameras(gallery_cams, "gallery_cams"))
+    n_query = qp.shape[0]
     q = to_numpy(query_cams, "query_cams")
     g = to_numpy(gallery_cams, "gallery_cams")
     same_kind = q.dtype.kind == g.dtype.kind or (q.dtype.kind in "biuf" and g.dtype.kind in "biuf")
@@ -313,13 +299,13 @@ def _factorize_jointly(query_cams: Any, gallery_cams: Any, n_query: int, n_galle
 
 
 def evaluate_retrieval(
-    query_feats: Any = None,
-    gallery_feats: Any = None,
-    query_pids: Any = None,
-    gallery_pids: Any = None,
+    query_pids: Any,
+    gallery_pids: Any,
+    *,
     query_cams: Any = None,
     gallery_cams: Any = None,
-    *,
+    query_feats: Any = None,
+    gallery_feats: Any = None,
     distmat: Any = None,
     protocol: Protocol | None = None,
     max_rank: int = 50,
@@ -334,15 +320,15 @@ def evaluate_retrieval(
 
     Parameters
     ----------
+    query_pids, gallery_pids : array-like of int, shapes (Q,) and (G,)
+        Identities (integers >= -1); the only positional arguments.
+    query_cams, gallery_cams : array-like, shapes (Q,) and (G,), optional
+        Camera ids (any hashable), both or neither. Without them there is no same-camera
+        removal and the default protocol is :meth:`Protocol.no_camera`.
     query_feats, gallery_feats : array-like of float, shapes (Q, D) and (G, D), optional
         Features (numpy arrays, lists or CPU/CUDA torch tensors). They are L2-normalised inside
         (never in place) and compared by cosine distance ``1 - cos``, which ranks like the
         squared Euclidean distance of normalised features. Give these or ``distmat``.
-    query_pids, gallery_pids : array-like of int, shapes (Q,) and (G,)
-        Identities (integers >= -1).
-    query_cams, gallery_cams : array-like, shapes (Q,) and (G,), optional
-        Camera ids (any hashable), both or neither. Without them there is no same-camera
-        removal and the default protocol is :meth:`Protocol.no_camera`.
     distmat : array-like of float, shape (Q, G), optional
         A precomputed distance matrix (smaller = more similar) instead of features; it may be
         a ``numpy.memmap``, it is read one block of rows at a time.
@@ -410,7 +396,10 @@ def evaluate_retrieval(
     >>> gallery = centers[gallery_pids] + 0.3 * rng.normal(size=(60, 32))
     >>> query_pids, query_cams = np.arange(10), np.full(10, 3)
     >>> query = centers + 0.3 * rng.normal(size=(10, 32))
-    >>> result = evaluate_retrieval(query, gallery, query_pids, gallery_pids, query_cams, gallery_cams)
+    >>> result = evaluate_retrieval(
+    ...     query_pids, gallery_pids, query_cams=query_cams, gallery_cams=gallery_cams,
+    ...     query_feats=query, gallery_feats=gallery,
+    ... )
     >>> result.rank(1), result.mAP, result.n_valid_queries
     (1.0, 1.0, 10)
     >>> result.protocol.name
@@ -427,7 +416,7 @@ def evaluate_retrieval(
         raise ValueError(f"query_cams and gallery_cams must be given together or not at all, got only {given}")
     has_cams = query_cams is not None
     if has_cams:
-        qc, gc = _factorize_jointly(query_cams, gallery_cams, n_query, n_gallery)
+        qc, gc = _factorize_jointly(query_cams, gallery_cams, qp, gp)
 
     if protocol is None:
         protocol = Protocol.market1501() if has_cams else Protocol.no_camera()
@@ -463,8 +452,10 @@ def evaluate_retrieval(
             )
         check_features(dm[:1], "distmat")  # dtype rule
     else:
-        qf = check_features(query_feats, "query_feats", n=n_query)
-        gf = check_features(gallery_feats, "gallery_feats", n=n_gallery)
+        qf = check_features(query_feats, "query_feats")
+        gf = check_features(gallery_feats, "gallery_feats")
+        check_same_length(query_pids=qp, query_feats=qf)
+        check_same_length(gallery_pids=gp, gallery_feats=gf)
         if qf.shape[1] != gf.shape[1]:
             raise ValueError(
                 f"query_feats and gallery_feats must have the same number of columns, got {qf.shape[1]} and "

@@ -15,21 +15,23 @@ The paper names the cosine decay best (Table IV) without giving its period.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ._validation import check_choice, check_int, check_probability
+from ._validation import check_choice, check_int, check_probability, check_real
 
 __all__ = ["SCHEDULES", "constant", "cosine", "exponential", "get_schedule", "linear", "polynomial"]
+
+
+def _positive(x: Any, name: str) -> float:
+    return check_real(x, name, low=0.0, high=math.inf, open_low=True, open_high=True)
 
 
 def _progress(epoch: int, total_epochs: int, span: float = 1.0) -> float:
     epoch = check_int(epoch, "epoch", low=0)
     total_epochs = check_int(total_epochs, "total_epochs", low=1)
-    if isinstance(span, bool) or not isinstance(span, numbers.Real) or not span > 0:
-        raise ValueError(f"span must be a positive number, got {span!r}")
+    span = _positive(span, "span")
     return min(epoch / (span * total_epochs), 1.0)
 
 
@@ -70,8 +72,7 @@ def polynomial(epoch: int, total_epochs: int, *, start: float = 1.0, end: float 
     >>> polynomial(25, 50)
     0.25
     """
-    if isinstance(power, bool) or not isinstance(power, numbers.Real) or not power > 0:
-        raise ValueError(f"power must be a positive number, got {power!r}")
+    power = _positive(power, "power")
     return _between(start, end, (1.0 - _progress(epoch, total_epochs)) ** power)
 
 
@@ -83,8 +84,7 @@ def exponential(epoch: int, total_epochs: int, *, start: float = 1.0, end: float
     >>> round(exponential(10, 50), 4)
     0.3636
     """
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not rate > 0:
-        raise ValueError(f"rate must be a positive number, got {rate!r}")
+    rate = _positive(rate, "rate")
     t = _progress(epoch, total_epochs)
     floor = math.exp(-rate)
     return _between(start, end, (math.exp(-rate * t) - floor) / (1.0 - floor))

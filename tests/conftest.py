@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "requires(*modules): skip the test when an optional module (infomap, faiss, torch) is not installed"
+    )
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("requires"):
+        missing = [m for m in mark.args if importlib.util.find_spec(m) is None]
+        if missing:
+            pytest.skip(f"needs the optional module(s) {', '.join(missing)}")
 
 
 @pytest.fixture

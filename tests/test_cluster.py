@@ -27,12 +27,12 @@ from labelrefine.synthetic import make_camera_biased
 
 
 def loop_camera_weights(labels, cams):
-    weights = np.zeros(max(labels) + 1 if max(labels) >= 0 else 0)
-    for cluster in set(labels) - {-1}:
+    weights = []
+    for cluster in sorted(set(labels) - {-1}):  # one weight per cluster, in increasing order of id
         members = [c for lab, c in zip(labels, cams, strict=True) if lab == cluster]
         shares = [members.count(c) / len(members) for c in set(members)]
-        weights[cluster] = math.log(1 + -sum(s * math.log(s) for s in shares))
-    return weights
+        weights.append(math.log(1 + -sum(s * math.log(s) for s in shares)))
+    return np.array(weights)
 
 
 @settings(max_examples=50, deadline=None)
@@ -46,6 +46,14 @@ def test_camera_weights_equal_loop(pairs):
 def test_camera_weights_hand_made():
     weights = camera_weights([0, 0, 0, 0, 1, 1], [0, 1, 2, 3, 5, 5])
     np.testing.assert_allclose(weights, [math.log(1 + math.log(4)), 0.0])
+
+
+def test_camera_weights_factorise_huge_ids():
+    # ids near 1e12 (and uint64 ids) must not allocate max(label) + 1 entries
+    labels = np.array([10**12, 10**12, 5, 5, -1])
+    weights = camera_weights(labels, [0, 1, 0, 0, 1])
+    np.testing.assert_allclose(weights, [0.0, math.log(1 + math.log(2))])  # id 5 first, then 10**12
+    np.testing.assert_allclose(camera_weights(labels.astype(np.uint64)[:4], [0, 1, 0, 0]), weights)
 
 
 def test_cluster_stats():
@@ -101,6 +109,7 @@ def test_sparse_dbscan_equals_dense_dbscan(seed):
     np.testing.assert_array_equal(labels == -1, expected == -1)
 
 
+@pytest.mark.requires("infomap")
 def test_infomap_recovers_separated_blobs_and_drops_small_clusters():
     rng = np.random.default_rng(0)
     centres = np.eye(8)[:4] * 10
@@ -113,6 +122,7 @@ def test_infomap_recovers_separated_blobs_and_drops_small_clusters():
     assert (big_only == -1).all()
 
 
+@pytest.mark.requires("infomap")
 def test_infomap_edges_respect_min_sim():
     feats = np.random.default_rng(1).normal(size=(30, 4))
     assert (infomap_cluster(brute_knn(feats, 5), min_sim=1.0) == -1).all()  # no edge survives
@@ -137,28 +147,31 @@ def test_cluster_per_camera_is_camera_pure_and_matches_per_camera_agglomerative(
         assert adjusted_rand_score(expected, local[members]) == 1.0
 
 
-@pytest.mark.parametrize("method", ["dbscan", "infomap"])
+@pytest.mark.parametrize("method", ["dbscan", pytest.param("infomap", marks=pytest.mark.requires("infomap"))])
 def test_cluster_per_camera_sparse_methods_are_camera_pure(method):
     data = make_camera_biased(n_ids=30, n_cams=3, rng=2)
-    local = cluster_per_camera(data.feats, data.cams, method=method, k1=10, k2=3, k=8)
+    local = cluster_per_camera(data.feats, data.cams, method=method, k1=10, k2=3, k=8, rng=0)
     for label in set(local.tolist()) - {-1}:
         assert len(set(data.cams[local == label].tolist())) == 1
+    assert (local >= 0).mean() > 0.5  # all -1 would be camera-pure too
 
 
 def test_bad_inputs():
     _, matrix = random_sparse_distances(10, 0)
-    with pytest.raises(ValueError, match=r"eps must be in \(0, 1\).*got 1.5"):
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 1\), got 1.5"):
         dbscan_cluster(matrix, eps=1.5)
-    with pytest.raises(ValueError, match=r"jaccard must be a square \(N, N\) distance matrix, got shape \(2, 3\)"):
-        dbscan_cluster(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"jaccard must be a square \(N, N\) distance matrix .*got shape \(2, 3\)"):
+        dbscan_cluster(sp.csr_matrix(np.zeros((2, 3))))
     with pytest.raises(ValueError, match="method must be one of 'agglomerative', 'dbscan', 'infomap'; got 'kmeans'"):
         cluster_per_camera(np.ones((4, 2)), [0, 0, 1, 1], method="kmeans")
     with pytest.raises(ValueError, match="cams must have length 4"):
         cluster_per_camera(np.ones((4, 2)), [0, 0, 1])
     with pytest.raises(ValueError, match=r"min_sim must be in \[0, 1\], got 2"):
         infomap_cluster(brute_knn(np.eye(4), 2), min_sim=2)
-    with pytest.raises(ValueError, match=r"seed must be in \[1, inf\], got 0"):
-        infomap_cluster(brute_knn(np.eye(4), 2), seed=0)
+    with pytest.raises(
+        ValueError, match=r"rng must be None, an int seed or a numpy.random.Generator, got -1: int seeds must be >= 0"
+    ):
+        infomap_cluster(brute_knn(np.eye(4), 2), rng=-1)
     with pytest.raises(ValueError, match="labels must have the same length|same length"):
         camera_weights([0, 1], [0])
     with pytest.raises(ValueError, match="rank=5 needs at least 5 neighbours"):
@@ -187,3 +200,80 @@ def test_dbscan_on_jaccard_kept_within_eps_equals_dbscan_on_all_pairs():
     within = dbscan_cluster(jaccard_distance(data.feats, k1=15, k2=4, max_distance=0.5), eps=0.5)
     np.testing.assert_array_equal(full, within)
     assert (full >= 0).any()
+
+
+@pytest.mark.requires("infomap")
+def test_infomap_and_dbscan_find_the_clusters_not_just_agree_on_noise():
+    # well separated blobs: a clustering that returns all -1 (or one cluster) must fail here
+    rng = np.random.default_rng(5)
+    feats = np.repeat(np.eye(6) * 5, 12, axis=0) + 0.2 * rng.normal(size=(72, 6))
+    truth = np.repeat(np.arange(6), 12)
+    from labelrefine.neighbors import jaccard_distance, knn
+
+    assert adjusted_rand_score(truth, infomap_cluster(knn(feats, 8), min_sim=0.5, rng=1)) == 1.0
+    assert adjusted_rand_score(truth, dbscan_cluster(jaccard_distance(feats, k1=10, k2=3), eps=0.6)) == 1.0
+    cams = np.tile([0, 1], 36)
+    for method in ("agglomerative", "dbscan", "infomap"):
+        local = cluster_per_camera(feats, cams, method=method, k1=5, k2=2, k=4, images_per_cluster=6, rng=0)
+        for cam in (0, 1):
+            members = cams == cam
+            assert adjusted_rand_score(truth[members], local[members]) == 1.0, method
+
+
+def test_dbscan_refuses_dense_and_non_distance_inputs():
+    _, matrix = random_sparse_distances(10, 0)
+    with pytest.raises(TypeError, match=r"jaccard must be a scipy.sparse distance matrix .* got ndarray.*toarray\(\)"):
+        dbscan_cluster(matrix.toarray())
+    with pytest.raises(TypeError, match=r"jaccard must be a scipy.sparse distance matrix .* got str"):
+        dbscan_cluster("jaccard.npz")
+    with pytest.raises(ValueError, match=r"jaccard must hold distances >= 0, got minimum -0.5"):
+        dbscan_cluster(sp.csr_matrix(np.array([[0.0, -0.5], [-0.5, 0.0]])))
+    with pytest.raises(ValueError, match=r"jaccard must not be empty, got shape \(0, 0\)"):
+        dbscan_cluster(sp.csr_matrix((0, 0)))
+    with pytest.raises(ValueError, match=r"jaccard must be a square \(N, N\) distance matrix \(not features\), got"):
+        dbscan_cluster(sp.csr_matrix(np.ones((10, 4))))
+    with pytest.raises(TypeError, match=r"eps must be a real number in \(0, 1\), got '0.5'"):
+        dbscan_cluster(matrix, eps="0.5")
+
+
+def test_dbscan_accepts_numpy_scalar_eps():
+    _, matrix = random_sparse_distances(60, 1)
+    np.testing.assert_array_equal(dbscan_cluster(matrix, eps=np.float32(0.2)), dbscan_cluster(matrix, eps=0.2))
+
+
+def test_suggest_eps_and_infomap_refuse_empty_input():
+    empty = (np.zeros((0, 3), np.int64), np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"distances must not be empty, got a kNN graph of shape \(0, 3\)"):
+        suggest_eps(empty)
+    with pytest.raises(ValueError, match=r"distances must not be empty, got shape \(0, 0\)"):
+        suggest_eps(sp.csr_matrix((0, 0)))
+    with pytest.raises(ValueError, match=r"knn must not be empty \(one row per sample\), got a graph with 0 rows"):
+        infomap_cluster(empty)
+
+
+def test_cluster_per_camera_names_its_own_arguments():
+    feats = np.random.default_rng(0).normal(size=(12, 3))
+    with pytest.raises(ValueError, match=r"^eps must be in \(0, 1\), got 2$"):
+        cluster_per_camera(feats, [0] * 12, method="dbscan", eps=2)
+    with pytest.raises(ValueError, match=r"^min_sim must be in \[0, 1\], got -1$"):
+        cluster_per_camera(feats, [0] * 12, method="infomap", min_sim=-1)
+
+
+@pytest.mark.parametrize("func", ["infomap", "jaccard", "suggest_eps"])
+def test_graph_consumers_refuse_negative_distances_and_similarities(func):
+    from labelrefine.neighbors import jaccard_distance
+
+    rng = np.random.default_rng(0)
+    indices, distances = brute_knn(rng.normal(size=(20, 4)), 6)
+    call = {
+        "infomap": lambda g: infomap_cluster(g),
+        "jaccard": lambda g: jaccard_distance(knn=g, k1=5, k2=2),
+        "suggest_eps": lambda g: suggest_eps(g, rank=2),
+    }[func]
+    name = "distances" if func == "suggest_eps" else "knn"
+    with pytest.raises(
+        ValueError, match=rf"{name} distances must be >= 0 \(1 - cosine similarity, in \[0, 2\]\), got minimum -0.45"
+    ):
+        call((indices, distances - 0.45))
+    with pytest.raises(ValueError, match=rf"{name} distances must be sorted .*got row 0 .*pass 1 - similarities"):
+        call((indices, 1.0 - distances))  # similarities, as a faiss inner-product index returns them

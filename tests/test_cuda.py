@@ -109,7 +109,7 @@ def test_pseudo_label_epoch_on_cuda_features():
     x = entangled(5)
     cams = np.arange(len(x)) % 3
     local = np.arange(len(x)) // 2
-    graph = knn(torch.from_numpy(x).cuda(), 16)
+    graph = knn(torch.from_numpy(x).cuda(), 15)
     labels = infomap_cluster(graph, min_sim=0.3)
     ref_graph = knn(x, 16, backend="numpy")
     np.testing.assert_array_equal(labels, infomap_cluster(ref_graph, min_sim=0.3))

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelrefine.data import InfiniteLoader, PKSampler, iterate_forever
+from labelrefine.data import InfiniteLoader, PKSampler
 
 
 def random_population(seed: int, n: int = 300, n_ids: int = 40, n_cams: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +55,7 @@ def check_batches(batches: np.ndarray, pids: np.ndarray, cams: np.ndarray, p: in
 
 def test_batches_structure_and_camera_preference() -> None:
     pids, cams = random_population(0)
-    sampler = PKSampler(pids, cams, p=6, k=4, seed=3)
+    sampler = PKSampler(pids, cams, p=6, k=4, rng=3)
     batches = sampler.epoch_batches()
     assert batches.shape == (sampler.batches_per_epoch, 24)
     check_batches(batches, pids, cams, 6, 4)
@@ -69,7 +69,7 @@ def test_identity_with_k_cameras_gets_k_distinct_cameras() -> None:
     # identity 0: 5 cameras, 3 images each; identity 1: 2 cameras (5 + 1 images); identity 2: 2 images
     pids = np.array([0] * 15 + [1] * 6 + [2] * 2)
     cams = np.array(list(range(5)) * 3 + [0] * 5 + [3] + [1, 1])
-    sampler = PKSampler(pids, cams, p=3, k=4, seed=0)
+    sampler = PKSampler(pids, cams, p=3, k=4, rng=0)
     for epoch in range(20):
         sampler.set_epoch(epoch)
         (batch,) = sampler.epoch_batches()
@@ -90,7 +90,7 @@ def test_identity_with_k_cameras_gets_k_distinct_cameras() -> None:
 )
 def test_property_batches_and_disjoint_ranks(seed: int, p: int, k: int, world_size: int, epoch: int) -> None:
     pids, cams = random_population(seed, n=200, n_ids=35, n_cams=4)
-    samplers = [PKSampler(pids, cams, p=p, k=k, seed=7, rank=r, world_size=world_size) for r in range(world_size)]
+    samplers = [PKSampler(pids, cams, p=p, k=k, rng=7, rank=r, world_size=world_size) for r in range(world_size)]
     seen: list[int] = []
     for s in samplers:
         s.set_epoch(epoch)
@@ -104,15 +104,15 @@ def test_property_batches_and_disjoint_ranks(seed: int, p: int, k: int, world_si
 
 def test_epochs_reshuffle_and_are_reproducible() -> None:
     pids, cams = random_population(1)
-    a = PKSampler(pids, cams, p=4, k=2, seed=5)
-    b = PKSampler(pids, cams, p=4, k=2, seed=5)
+    a = PKSampler(pids, cams, p=4, k=2, rng=5)
+    b = PKSampler(pids, cams, p=4, k=2, rng=5)
     np.testing.assert_array_equal(a.epoch_batches(), b.epoch_batches())
     assert list(a) == list(a)  # same epoch, same order (like DistributedSampler)
     first = a.epoch_batches()
     a.set_epoch(1)
     assert not np.array_equal(first, a.epoch_batches())
     np.testing.assert_array_equal(a.epoch_batches(), b.epoch_batches(1))
-    c = PKSampler(pids, cams, p=4, k=2, seed=6)
+    c = PKSampler(pids, cams, p=4, k=2, rng=6)
     assert not np.array_equal(first, c.epoch_batches())
 
 
@@ -159,7 +159,8 @@ def test_no_distributed_group_means_single_process(monkeypatch: pytest.MonkeyPat
         ({"p": 0}, ValueError, r"p must be in \[1, inf\], got 0"),
         ({"k": 0}, ValueError, r"k must be in \[1, inf\], got 0"),
         ({"k": 2.5}, TypeError, r"k must be an integer, got 2.5"),
-        ({"seed": None}, TypeError, r"seed must be an integer, got None"),
+        ({"rng": -1}, ValueError, r"rng must be None, an int seed or a numpy.random.Generator, got -1: int seeds"),
+        ({"rng": "0"}, TypeError, r"rng must be None, an int seed or a numpy.random.Generator, got '0'"),
         ({"world_size": 0}, ValueError, r"world_size must be in \[1, inf\], got 0"),
         ({"rank": 2, "world_size": 2}, ValueError, r"rank must be in \[0, 1\], got 2"),
         ({"p": 30}, ValueError, r"pids must contain at least p \* world_size = 30 identities \(pid != -1\) .*got 3"),
@@ -169,6 +170,14 @@ def test_no_distributed_group_means_single_process(monkeypatch: pytest.MonkeyPat
 def test_argument_errors(kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         PKSampler([0, 1, 2, -1], [0, 1, 0, 1], **kwargs)
+
+
+def test_rng_generator_gives_one_reproducible_base_seed() -> None:
+    pids, cams = random_population(4)
+    a = PKSampler(pids, cams, p=4, k=2, rng=np.random.default_rng(9))
+    b = PKSampler(pids, cams, p=4, k=2, rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(a.epoch_batches(), b.epoch_batches())
+    assert PKSampler(pids, cams, p=4, k=2, rng=7).seed == 7
 
 
 def test_array_errors() -> None:
@@ -184,14 +193,14 @@ def test_array_errors() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# InfiniteLoader / iterate_forever
+# InfiniteLoader
 
 
 def test_infinite_loader_cycles() -> None:
     it = InfiniteLoader([1, 2, 3])
     assert [next(it) for _ in range(8)] == [1, 2, 3, 1, 2, 3, 1, 2]
     assert it.passes == 2 and iter(it) is it
-    assert list(islice(iterate_forever("ab"), 5)) == ["a", "b", "a", "b", "a"]
+    assert list(islice(InfiniteLoader("ab"), 5)) == ["a", "b", "a", "b", "a"]
 
 
 class FakeLoader:
@@ -207,7 +216,7 @@ class FakeLoader:
 
 def test_infinite_loader_advances_sampler_epoch() -> None:
     pids, cams = random_population(4)
-    sampler = PKSampler(pids, cams, p=4, k=2, seed=1)
+    sampler = PKSampler(pids, cams, p=4, k=2, rng=1)
     n = sampler.batches_per_epoch
     it = InfiniteLoader(FakeLoader(sampler))
     got = [next(it) for _ in range(2 * n + 1)]
@@ -215,7 +224,7 @@ def test_infinite_loader_advances_sampler_epoch() -> None:
     assert got[:n] == sampler.epoch_batches(0).tolist()
     assert got[n : 2 * n] == sampler.epoch_batches(1).tolist()
     assert got[2 * n] == sampler.epoch_batches(2).tolist()[0]
-    frozen = PKSampler(pids, cams, p=4, k=2, seed=1)
+    frozen = PKSampler(pids, cams, p=4, k=2, rng=1)
     it = InfiniteLoader(frozen.batch_sampler, advance_epoch=False)
     got = [next(it) for _ in range(2 * n)]
     assert frozen.epoch == 0 and got[:n] == got[n:]

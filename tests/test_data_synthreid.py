@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 
 def test_arrays_layout_by_loop() -> None:
     images, pids, cams = synthreid_arrays(
-        num_ids=30, num_cams=5, images_per_id_per_cam=(2, 3), height=32, width=16, seed=4
+        num_ids=30, num_cams=5, images_per_id_per_cam=(2, 3), height=32, width=16, rng=4
     )
     assert images.shape == (pids.shape[0], 32, 16, 3) and images.dtype == np.uint8
     assert pids.dtype == np.int64 and cams.dtype == np.int64
@@ -38,16 +38,16 @@ def test_arrays_layout_by_loop() -> None:
 
 
 def test_arrays_deterministic_and_seeded() -> None:
-    a = synthreid_arrays(num_ids=10, num_cams=3, seed=7)
-    b = synthreid_arrays(num_ids=10, num_cams=3, seed=7)
-    c = synthreid_arrays(num_ids=10, num_cams=3, seed=8)
+    a = synthreid_arrays(num_ids=10, num_cams=3, rng=7)
+    b = synthreid_arrays(num_ids=10, num_cams=3, rng=7)
+    c = synthreid_arrays(num_ids=10, num_cams=3, rng=8)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.images.shape != c.images.shape or not np.array_equal(a.images, c.images)
 
 
 def test_images_are_not_blank() -> None:
-    images, _, _ = synthreid_arrays(num_ids=6, num_cams=3, seed=0)
+    images, _, _ = synthreid_arrays(num_ids=6, num_cams=3, rng=0)
     per_image_std = images.reshape(images.shape[0], -1).std(axis=1)
     assert per_image_std.min() > 10  # a person on a background, not a flat colour
     assert images.min() >= 0 and images.max() <= 255
@@ -66,7 +66,7 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, stratify: np.ndarray) -> floa
 
 def test_camera_easier_to_recognise_than_identity() -> None:
     """Paper Fig. 1: from raw pixels, the camera is predicted more accurately than the person."""
-    images, pids, cams = synthreid_arrays(num_ids=40, num_cams=6, seed=3)
+    images, pids, cams = synthreid_arrays(num_ids=40, num_cams=6, rng=3)
     x = pooled(images)  # raw pixels, 8x8 average-pooled (8 x 4 x 3 features)
     cam_acc = heldout_accuracy(x, cams, stratify=pids)
     pid_acc = heldout_accuracy(x, pids, stratify=pids)
@@ -85,7 +85,7 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def test_make_synthreid_files_match_arrays(tmp_path: Path) -> None:
-    kwargs = {"num_ids": 12, "num_cams": 4, "images_per_id_per_cam": (1, 3), "height": 32, "width": 16, "seed": 5}
+    kwargs = {"num_ids": 12, "num_cams": 4, "images_per_id_per_cam": (1, 3), "height": 32, "width": 16, "rng": 5}
     path = make_synthreid(tmp_path, image_format="png", query_fraction=0.5, **kwargs)
     assert path == tmp_path / "SynthReID"
     images, pids, cams = synthreid_arrays(**kwargs)
@@ -100,7 +100,7 @@ def test_make_synthreid_files_match_arrays(tmp_path: Path) -> None:
 
 
 def test_make_synthreid_splits_like_market(tmp_path: Path) -> None:
-    make_synthreid(tmp_path, num_ids=20, num_cams=5, seed=1, query_fraction=0.4, height=32, width=16)
+    make_synthreid(tmp_path, num_ids=20, num_cams=5, rng=1, query_fraction=0.4, height=32, width=16)
     data = load_dataset("synthreid", tmp_path)
     train_ids = set(data.train.pids.tolist())
     test_ids = set(data.gallery.pids.tolist())
@@ -127,8 +127,8 @@ def test_make_synthreid_reuse_conflict_overwrite(tmp_path: Path) -> None:
     marker.touch()
     assert make_synthreid(tmp_path, **kwargs) == path and marker.exists()  # same arguments: reused as is
     with pytest.raises(FileExistsError, match=r"root must not already hold another dataset: .*SynthReID' exists"):
-        make_synthreid(tmp_path, seed=1, **kwargs)
-    make_synthreid(tmp_path, seed=1, overwrite=True, **kwargs)
+        make_synthreid(tmp_path, rng=1, **kwargs)
+    make_synthreid(tmp_path, rng=1, overwrite=True, **kwargs)
     assert not marker.exists() and json.loads((path / "meta.json").read_text())["seed"] == 1
 
 
@@ -152,7 +152,8 @@ def test_make_synthreid_refuses_foreign_folder(tmp_path: Path) -> None:
         ({"images_per_id_per_cam": (0, 2)}, ValueError, r"must satisfy 1 <= low <= high, got \(0, 2\)"),
         ({"height": 8}, ValueError, r"height must be in \[16, inf\], got 8"),
         ({"width": 4}, ValueError, r"width must be in \[8, inf\], got 4"),
-        ({"seed": -1}, ValueError, r"seed must be in \[0, inf\], got -1"),
+        ({"rng": -1}, ValueError, r"rng must be None, an int seed or a numpy.random.Generator, got -1: int seeds"),
+        ({"seed": 0}, TypeError, r"unexpected keyword argument 'seed'"),
     ],
 )
 def test_argument_errors(kwargs: dict, error: type, message: str) -> None:

@@ -76,7 +76,7 @@ def test_image_dataset_from_split_and_errors(tmp_path: Path) -> None:
 
 
 def test_array_dataset_images_without_and_with_transform() -> None:
-    images, pids, cams = synthreid_arrays(num_ids=3, num_cams=2, height=32, width=16, seed=2)
+    images, pids, cams = synthreid_arrays(num_ids=3, num_cams=2, height=32, width=16, rng=2)
     before = images.copy()
     ds = ArrayDataset(images, pids, cams)
     for i in (0, len(ds) - 1):
@@ -125,9 +125,9 @@ def test_array_dataset_errors() -> None:
 
 
 def test_dataloader_with_pk_sampler_and_infinite_loader() -> None:
-    images, pids, cams = synthreid_arrays(num_ids=12, num_cams=4, height=32, width=16, seed=0)
+    images, pids, cams = synthreid_arrays(num_ids=12, num_cams=4, height=32, width=16, rng=0)
     ds = ArrayDataset(images, pids, cams, transform=build_transforms(32, 16, pad=2))
-    sampler = PKSampler(pids, cams, p=4, k=2, seed=0)
+    sampler = PKSampler(pids, cams, p=4, k=2, rng=0)
     loader = DataLoader(ds, batch_size=sampler.batch_size, sampler=sampler, drop_last=True)
     batches = list(loader)
     assert len(batches) == sampler.batches_per_epoch == 3

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from labelrefine import neighbors
 from labelrefine._optional import has_module
-from labelrefine.neighbors import jaccard_distance, knn, knn_search
+from labelrefine.neighbors import KnnGraph, jaccard_distance, knn, knn_search
 
 HAS_FAISS = has_module("faiss")
 BACKENDS = ["numpy", pytest.param("faiss", marks=pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed"))]
@@ -156,13 +156,15 @@ def check_jaccard_against_reference(out, ref_d, ref_s, atol=1e-5):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize(("n", "k", "block_size"), [(60, 1, None), (60, 7, None), (60, 60, 13), (1100, 5, 300)])
+@pytest.mark.parametrize(("n", "k", "block_size"), [(60, 1, None), (60, 6, None), (60, 59, 13), (1100, 4, 300)])
 def test_knn_matches_brute_force_loop(backend, n, k, block_size):
-    # (1100, 5) exercises the group-maximum pre-selection of the numpy backend
+    # (1100, 4) exercises the group-maximum pre-selection of the numpy backend
     x = camera_clustered(n, n_ids=n // 10, per_id=10, dim=8)[:n]
-    idx, dist = knn(x, k, backend=backend, block_size=block_size if backend == "numpy" else None)
-    ref_idx, ref_dist = brute_force_knn(x, k)
-    assert idx.dtype == np.int64 and dist.dtype == np.float32 and idx.shape == (n, k)
+    graph = knn(x, k, backend=backend, block_size=block_size if backend == "numpy" else None)
+    assert isinstance(graph, KnnGraph) and graph.includes_self and graph.k == k
+    idx, dist = graph  # k neighbours besides the sample itself: k + 1 columns
+    ref_idx, ref_dist = brute_force_knn(x, k + 1)
+    assert idx.dtype == np.int64 and dist.dtype == np.float32 and idx.shape == (n, k + 1)
     np.testing.assert_array_equal(idx[:, 0], np.arange(n))
     assert np.all(dist[:, 0] == 0.0)
     assert np.all(np.diff(dist, axis=1) >= 0)
@@ -199,7 +201,7 @@ def test_topk_group_preselection_matches_argsort_loop():
 @pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed")
 def test_backends_agree(seed, n, dim, k_frac):
     x = np.random.default_rng(seed).normal(size=(n, dim))
-    k = max(1, round(k_frac * n))
+    k = max(1, round(k_frac * (n - 1)))
     a_idx, a_dist = knn(x, k, backend="numpy")
     b_idx, b_dist = knn(x, k, backend="faiss")
     np.testing.assert_array_equal(a_idx[:, 0], np.arange(n))
@@ -211,8 +213,8 @@ def test_backends_agree(seed, n, dim, k_frac):
 def test_self_first_among_duplicates_deterministic(backend):
     base = np.random.default_rng(3).normal(size=(10, 5))
     x = np.repeat(base, 5, axis=0)  # 5 identical copies of each vector
-    for k in (3, 5, 8):
-        idx, dist = knn(x, k, backend=backend)
+    for k in (3, 5, 8):  # columns, self included
+        idx, dist = knn(x, k - 1, backend=backend)
         np.testing.assert_array_equal(idx[:, 0], np.arange(50))
         copies = min(k, 5)
         # other copies come next (which ones, when k < 5, depends on float rounding of the dot
@@ -222,7 +224,7 @@ def test_self_first_among_duplicates_deterministic(backend):
             assert set(idx[i, 1:copies].tolist()) <= group
         assert np.all(dist[:, 0] == 0.0)
         assert np.all(dist[:, :copies] < 1e-6)
-        again_idx, _ = knn(x, k, backend=backend)
+        again_idx, _ = knn(x, k - 1, backend=backend)
         np.testing.assert_array_equal(idx, again_idx)
 
 
@@ -244,7 +246,7 @@ def test_normalize_false_on_unit_features_and_dtypes(backend):
     d = knn(x.astype(np.float16), 6, backend=backend)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[0], c[0])
-    assert d[0].shape == (len(x), 6)
+    assert d[0].shape == (len(x), 7)
     np.testing.assert_allclose(a[1], b[1], atol=1e-6)
 
 
@@ -293,9 +295,9 @@ def test_faiss_cpu_device_and_missing_gpu():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"k": 97}, ValueError, r"k \(neighbours including the sample itself\) must be in \[1, 96\], got 97"),
-        ({"k": 0}, ValueError, r"k \(neighbours including the sample itself\) must be in \[1, 96\], got 0"),
-        ({"k": 2.5}, TypeError, r"k \(neighbours including the sample itself\) must be an integer, got 2.5"),
+        ({"k": 96}, ValueError, r"k \(neighbours other than the sample itself\) must be in \[1, 95\], got 96"),
+        ({"k": 0}, ValueError, r"k \(neighbours other than the sample itself\) must be in \[1, 95\], got 0"),
+        ({"k": 2.5}, TypeError, r"k \(neighbours other than the sample itself\) must be an integer, got 2.5"),
         ({"k": 3, "backend": "annoy"}, ValueError, r"backend must be one of 'auto', 'faiss', 'numpy', 'torch'; got 'a"),
         ({"k": 3, "device": "tpu"}, ValueError, r"device must be None, 'cpu', 'cuda', 'cuda:N' .* got 'tpu'"),
         ({"k": 3, "device": -2}, ValueError, r"device must be None, .* got -2"),
@@ -504,7 +506,7 @@ def test_jaccard_permutation_equivariant(case, perm_seed):
 
 def test_jaccard_graph_only_full_width_is_exact():
     x = camera_clustered(25, n_ids=8, per_id=8)
-    graph = knn(x, len(x))  # every pair's distance is in the graph
+    graph = knn(x, len(x) - 1)  # every pair's distance is in the graph
     rank, _ = brute_force_knn(x, 20)
     ref_d, _, ref_s = reference_jaccard(x, rank, 20, 6)
     check_jaccard_against_reference(jaccard_distance(knn=graph, k1=20, k2=6), ref_d, ref_s)
@@ -596,8 +598,14 @@ def _graph(n=96, k=10):
         ((camera_clustered(31),), {"backend": "gpu"}, ValueError, r"backend must be one of .* got 'gpu'"),
         ((camera_clustered(31),), {"max_distance": 1.5}, ValueError, r"max_distance must be in \[0, 1\], got 1.5"),
         ((camera_clustered(31),), {"max_distance": "0.5"}, TypeError, r"max_distance must be a real number"),
-        ((), {"knn": _graph(), "k1": 11}, ValueError, r"knn must have at least k1=11 columns .* got 10"),
-        ((), {"knn": "graph"}, TypeError, r"knn must be a tuple \(indices, distances\), got 'graph'"),
+        (
+            (),
+            {"knn": _graph(), "k1": 12},
+            ValueError,
+            r"knn must hold at least k1 - 1 = 11 neighbours besides each sample \(k1=12 counts the sample itself\), "
+            r"got 10: compute it with knn\(feats, 11\)",
+        ),
+        ((), {"knn": "graph"}, TypeError, r"knn must be a tuple \(indices, distances\) or a KnnGraph, got 'graph'"),
         ((camera_clustered(31)[:50],), {"knn": _graph()}, ValueError, r"knn must have 50 rows .* got 96"),
         ((np.zeros((0, 3)),), {}, ValueError, r"feats must not be empty, got shape \(0, 3\)"),
         ((np.ones(4),), {}, ValueError, r"feats must be 2-D \(n_samples, n_dims\), got shape \(4,\)"),

@@ -144,10 +144,10 @@ def test_error_gather_scalar():
 
 
 def test_error_gather_bad_dst():
-    with pytest.raises(ValueError, match=r"dst must be a rank in \[0, 0\], got 1"):
+    with pytest.raises(ValueError, match=r"dst \(a rank\) must be in \[0, 0\], got 1"):
         gather_tensor(torch.ones(2), dst=1)
 
 
 def test_error_broadcast_bad_src():
-    with pytest.raises(ValueError, match=r"src must be a rank in \[0, 0\], got -1"):
+    with pytest.raises(ValueError, match=r"src \(a rank\) must be in \[0, 0\], got -1"):
         broadcast_object(1, src=-1)

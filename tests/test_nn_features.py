@@ -154,12 +154,12 @@ def test_error_model_output_shape():
 
 
 def test_error_batch_size():
-    with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"batch_size must be in \[1, inf\], got 0"):
         extract_features(net(), TensorOnly(images()), batch_size=0, progress=False)
 
 
 def test_error_num_workers():
-    with pytest.raises(ValueError, match=r"num_workers must be a non-negative integer, got -1"):
+    with pytest.raises(ValueError, match=r"num_workers must be in \[0, inf\], got -1"):
         extract_features(net(), TensorOnly(images()), num_workers=-1, progress=False)
 
 

@@ -81,17 +81,17 @@ def test_grl_lambda_endpoints():
 
 
 def test_error_grl_lambda_progress():
-    with pytest.raises(ValueError, match=r"progress must be a number in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"progress must be in \[0, 1\], got 1.5"):
         grl_lambda(1.5)
 
 
 def test_error_grl_lambda_gamma():
-    with pytest.raises(ValueError, match=r"gamma must be a positive number, got -1"):
+    with pytest.raises(ValueError, match=r"gamma must be in \(0, inf\), got -1"):
         grl_lambda(0.5, -1)
 
 
 def test_error_lambda_not_finite():
-    with pytest.raises(ValueError, match=r"lambd must be a finite real number, got nan"):
+    with pytest.raises(ValueError, match=r"lambd must be a finite real number in \(-inf, inf\), got nan"):
         GradientReversal().set_lambda(float("nan"))
 
 
@@ -176,17 +176,19 @@ def test_adversarial_training_lowers_fixed_probe_accuracy():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "pattern"),
+    ("kwargs", "error", "pattern"),
     [
-        ({"in_features": 0, "num_cameras": 3}, r"in_features must be an integer >= 1, got 0"),
-        ({"in_features": 4, "num_cameras": 1}, r"num_cameras must be an integer >= 2, got 1"),
-        ({"in_features": 4, "num_cameras": 3, "num_layers": 0}, r"num_layers must be an integer >= 1, got 0"),
-        ({"in_features": 4, "num_cameras": 3, "hidden": 2.0}, r"hidden must be an integer >= 1, got 2.0"),
-        ({"in_features": 4, "num_cameras": 3, "dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1.0"),
+        ({"in_features": 0, "num_cameras": 3}, ValueError, r"in_features must be in \[1, inf\], got 0"),
+        ({"in_features": 4, "num_cameras": 1}, ValueError, r"num_cameras must be in \[2, inf\], got 1"),
+        ({"in_features": 4, "num_cameras": 3, "num_layers": 0}, ValueError, r"num_layers must be in \[1, inf\], got 0"),
+        # a wrong type is a TypeError, as in the core
+        ({"in_features": 4, "num_cameras": 3, "hidden": 2.0}, TypeError, r"hidden must be an integer, got 2.0"),
+        ({"in_features": 4, "num_cameras": 3, "dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"in_features": 4, "num_cameras": 3, "dropout": "0"}, TypeError, r"dropout must be a real number in \[0, 1\)"),
     ],
 )
-def test_error_classifier_arguments(kwargs, pattern):
-    with pytest.raises(ValueError, match=pattern):
+def test_error_classifier_arguments(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
         CameraClassifier(**kwargs)
 
 
@@ -216,7 +218,7 @@ def test_error_loss_cams_dtype():
 
 
 def test_error_loss_logits_shape():
-    with pytest.raises(ValueError, match=r"logits must be a 2-D tensor \(batch, num_cameras\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"logits must be a 2-D tensor \(batch, num_cameras\), got shape \(3,\)"):
         camera_domain_loss(torch.zeros(3), torch.tensor([0, 1, 2]))
 
 

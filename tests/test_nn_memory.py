@@ -401,17 +401,26 @@ def test_error_feats_ndim():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "pattern"),
+    ("kwargs", "error", "pattern"),
     [
-        ({"num_features": 0, "num_clusters": 3}, r"num_features must be a positive integer, got 0"),
-        ({"num_features": 4, "num_clusters": 2.5}, r"num_clusters must be a positive integer, got 2.5"),
-        ({"num_features": 4, "num_clusters": 3, "temperature": 0}, r"temperature must be a positive number, got 0"),
-        ({"num_features": 4, "num_clusters": 3, "momentum": 1.5}, r"momentum must be a number in \[0, 1\], got 1.5"),
-        ({"num_features": 4, "num_clusters": 3, "mode": "median"}, r"mode must be one of 'mean', 'hard'; got 'median'"),
+        ({"num_features": 0, "num_clusters": 3}, ValueError, r"num_features must be in \[1, inf\], got 0"),
+        ({"num_features": 4, "num_clusters": 2.5}, TypeError, r"num_clusters must be an integer, got 2.5"),
+        (
+            {"num_features": 4, "num_clusters": 3, "temperature": 0},
+            ValueError,
+            r"temperature must be in \(0, inf\), got 0",
+        ),
+        ({"num_features": 4, "num_clusters": 3, "momentum": 1.5}, ValueError, r"momentum must be in \[0, 1\], got 1.5"),
+        ({"num_features": 4, "num_clusters": 3, "momentum": "0.2"}, TypeError, r"momentum must be a real number in"),
+        (
+            {"num_features": 4, "num_clusters": 3, "mode": "median"},
+            ValueError,
+            r"mode must be one of 'mean', 'hard'; got 'median'",
+        ),
     ],
 )
-def test_error_constructor(kwargs, pattern):
-    with pytest.raises(ValueError, match=pattern):
+def test_error_constructor(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
         ClusterMemory(**kwargs)
 
 

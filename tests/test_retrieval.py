@@ -102,7 +102,9 @@ def assert_matches(result, ref):
 def test_features_against_loop(seed, block_size):
     qf, gf, qp, gp, qc, gc = make_data(seed)
     ref = loop_evaluate(cosine_distmat(qf, gf), qp, gp, qc, gc, max_rank=20)
-    result = evaluate_retrieval(qf, gf, qp, gp, qc, gc, max_rank=20, block_size=block_size)
+    result = evaluate_retrieval(
+        qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf, max_rank=20, block_size=block_size
+    )
     assert_matches(result, ref)
     assert result.protocol == Protocol.market1501() and not result.reranked
 
@@ -125,9 +127,11 @@ def test_equals_torchreid_style_on_tie_free_inputs(seed):
 
 def test_float32_features_and_distmat_path_agree():
     qf, gf, qp, gp, qc, gc = make_data(5, n_query=50, n_gallery=200)
-    r64 = evaluate_retrieval(qf, gf, qp, gp, qc, gc)
-    r32 = evaluate_retrieval(qf.astype(np.float32), gf.astype(np.float32), qp, gp, qc, gc)
-    rdm = evaluate_retrieval(None, None, qp, gp, qc, gc, distmat=cosine_distmat(qf, gf))
+    r64 = evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf)
+    r32 = evaluate_retrieval(
+        qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf.astype(np.float32), gallery_feats=gf.astype(np.float32)
+    )
+    rdm = evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, distmat=cosine_distmat(qf, gf))
     for r in (r32, rdm):
         assert r.mAP == pytest.approx(r64.mAP, abs=1e-6)
         np.testing.assert_allclose(r.cmc, r64.cmc, atol=1e-6)
@@ -155,10 +159,10 @@ def test_ties_against_loop(seed, n_query, n_gallery, n_levels, block_size, remov
     kwargs = dict(distmat=distmat, protocol=protocol, max_rank=10, block_size=block_size)
     if not ref_valid:
         with pytest.raises(ValueError, match="no query identity has a match"):
-            evaluate_retrieval(None, None, qp, gp, qc, gc, **kwargs)
+            evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, **kwargs)
         return
     ref = loop_evaluate(distmat, qp, gp, qc, gc, max_rank=10, remove_same_camera=remove)
-    assert_matches(evaluate_retrieval(None, None, qp, gp, qc, gc, **kwargs), ref)
+    assert_matches(evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, **kwargs), ref)
 
 
 def test_all_distances_equal():
@@ -201,8 +205,10 @@ def test_all_gallery_in_query_camera():
     qf, gf, qp, gp, _, _ = make_data(1)
     qc, gc = np.zeros(len(qp), int), np.zeros(len(gp), int)
     with pytest.raises(ValueError, match="no query identity has a match in the gallery under protocol 'market1501'"):
-        evaluate_retrieval(qf, gf, qp, gp, qc, gc)
-    r = evaluate_retrieval(qf, gf, qp, gp, qc, gc, protocol=Protocol.no_camera())
+        evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf)
+    r = evaluate_retrieval(
+        qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf, protocol=Protocol.no_camera()
+    )
     assert_matches(r, loop_evaluate(cosine_distmat(qf, gf), qp, gp, qc, gc, 50, remove_same_camera=False))
 
 
@@ -210,7 +216,7 @@ def test_junk_ids_against_loop():
     qf, gf, qp, gp, qc, gc = make_data(2)
     protocol = Protocol(remove_same_camera=True, junk_pids=(0, 3), name="custom")
     ref = loop_evaluate(cosine_distmat(qf, gf), qp, gp, qc, gc, 50, junk=(0, 3))
-    r = evaluate_retrieval(qf, gf, qp, gp, qc, gc, protocol=protocol)
+    r = evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf, protocol=protocol)
     assert_matches(r, ref)
     assert r.n_skipped_queries >= np.isin(qp, [0, 3]).sum()  # junk-identity queries have no match left
 
@@ -218,17 +224,26 @@ def test_junk_ids_against_loop():
 def test_string_cameras_and_short_cmc():
     qf, gf, qp, gp, qc, gc = make_data(3, n_gallery=8, n_query=5)
     names = np.array(["c1", "c2", "c3", "c4"])
-    a = evaluate_retrieval(qf, gf, qp, gp, qc, gc, protocol=Protocol.no_camera(), max_rank=50)
+    a = evaluate_retrieval(
+        qp,
+        gp,
+        query_cams=qc,
+        gallery_cams=gc,
+        query_feats=qf,
+        gallery_feats=gf,
+        protocol=Protocol.no_camera(),
+        max_rank=50,
+    )
     assert a.cmc.shape == (8,)
-    a = evaluate_retrieval(qf, gf, qp, gp, qc, gc)
-    b = evaluate_retrieval(qf, gf, qp, gp, names[qc], list(names[gc]))
+    a = evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf)
+    b = evaluate_retrieval(qp, gp, query_cams=names[qc], gallery_cams=list(names[gc]), query_feats=qf, gallery_feats=gf)
     assert (a.mAP, a.n_valid_queries) == (b.mAP, b.n_valid_queries)
 
 
 def test_zero_feature_rows_are_allowed():
     qf, gf, qp, gp, qc, gc = make_data(4)
     gf[3] = 0.0
-    r = evaluate_retrieval(qf, gf, qp, gp, qc, gc)
+    r = evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf)
     distmat = cosine_distmat(qf, np.where(np.arange(len(gf))[:, None] == 3, 1.0, gf))
     distmat[:, 3] = 1.0  # zero vector: cosine 0
     assert_matches(r, loop_evaluate(distmat, qp, gp, qc, gc, 50))
@@ -259,12 +274,34 @@ def test_rerank_against_dense(seed, repeat, k1):
 
     ref = loop_evaluate(original, qp, gp, qc, gc, 50, order_fn=reranked_order)
     r = evaluate_retrieval(
-        qf, gf, qp, gp, qc, gc, rerank=True, rerank_candidates=n_cand, k1=k1, k2=k2, lambda_value=lam, block_size=6
+        qp,
+        gp,
+        query_cams=qc,
+        gallery_cams=gc,
+        query_feats=qf,
+        gallery_feats=gf,
+        rerank=True,
+        rerank_candidates=n_cand,
+        k1=k1,
+        k2=k2,
+        lambda_value=lam,
+        block_size=6,
     )
     assert r.reranked
     assert_matches(r, ref)
     # every gallery sample a candidate: the full dense re-ranking
-    full = evaluate_retrieval(qf, gf, qp, gp, qc, gc, rerank=True, rerank_candidates=10_000, k1=k1, k2=k2)
+    full = evaluate_retrieval(
+        qp,
+        gp,
+        query_cams=qc,
+        gallery_cams=gc,
+        query_feats=qf,
+        gallery_feats=gf,
+        rerank=True,
+        rerank_candidates=10_000,
+        k1=k1,
+        k2=k2,
+    )
     n_cand = len(gf)
     assert_matches(full, loop_evaluate(original, qp, gp, qc, gc, 50, order_fn=reranked_order))
 
@@ -279,8 +316,16 @@ def test_permuting_gallery_and_renaming_ids_change_nothing(seed):
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(gp))
     rename = rng.permutation(100)[:12] + 5
-    a = evaluate_retrieval(qf, gf, qp, gp, qc, gc)
-    b = evaluate_retrieval(qf, gf[perm], rename[qp], rename[gp][perm], qc + 7, (gc + 7)[perm], block_size=3)
+    a = evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf)
+    b = evaluate_retrieval(
+        rename[qp],
+        rename[gp][perm],
+        query_cams=qc + 7,
+        gallery_cams=(gc + 7)[perm],
+        query_feats=qf,
+        gallery_feats=gf[perm],
+        block_size=3,
+    )
     assert a.mAP == pytest.approx(b.mAP, abs=1e-12) and a.mINP == pytest.approx(b.mINP, abs=1e-12)
     np.testing.assert_allclose(a.cmc, b.cmc)
     assert np.all(np.diff(a.cmc) >= 0) and 0 <= a.cmc[0] <= a.cmc[-1] <= 1
@@ -291,7 +336,7 @@ def test_permuting_gallery_and_renaming_ids_change_nothing(seed):
 
 def test_result_object():
     qf, gf, qp, gp, qc, gc = make_data(0)
-    r = evaluate_retrieval(qf, gf, qp, gp, qc, gc, max_rank=10)
+    r = evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf, max_rank=10)
     assert isinstance(r, RetrievalResult)
     assert r.rank(1) == r.cmc[0] and r.rank(10) == r.cmc[9] and type(r.rank(5)) is float
     with pytest.raises(ValueError, match=r"k must be in \[1, 10\], got 11"):
@@ -309,17 +354,18 @@ def test_result_object():
 def test_inputs_untouched():
     qf, gf, qp, gp, qc, gc = make_data(0)
     copies = [x.copy() for x in (qf, gf, qp, gp, qc, gc)]
-    evaluate_retrieval(qf, gf, qp, gp, qc, gc, block_size=4)
+    evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, query_feats=qf, gallery_feats=gf, block_size=4)
     distmat = cosine_distmat(qf, gf)
     dm_copy = distmat.copy()
-    evaluate_retrieval(None, None, qp, gp, qc, gc, distmat=distmat)
+    evaluate_retrieval(qp, gp, query_cams=qc, gallery_cams=gc, distmat=distmat)
     for x, c in zip((qf, gf, qp, gp, qc, gc), copies, strict=True):
         np.testing.assert_array_equal(x, c)
     np.testing.assert_array_equal(distmat, dm_copy)
 
 
 def test_protocol_validation():
-    assert Protocol.standard() == Protocol.market1501() == Protocol()
+    assert Protocol.market1501() == Protocol()
+    assert not hasattr(Protocol, "standard")  # one name per protocol
     assert Protocol(junk_pids=[3, -1, 3]).junk_pids == (-1, 3)
     with pytest.raises(TypeError, match="remove_same_camera must be a bool, got 'yes'"):
         Protocol(remove_same_camera="yes")
@@ -339,12 +385,14 @@ def bad_cases():
     base = dict(query_feats=qf, gallery_feats=gf, query_pids=qp, gallery_pids=gp, query_cams=qc, gallery_cams=gc)
     no_feats = {**base, "query_feats": None, "gallery_feats": None}
     return [
-        ({**base, "query_pids": qp[:3]}, ValueError, "query_cams must have length 3"),
-        ({**base, "query_feats": qf[:3]}, ValueError, "query_feats must have 4 rows"),
+        # a length mismatch names both arrays and both lengths: either one may be the wrong one
+        ({**base, "query_pids": qp[:3]}, ValueError, r"same length .*got query_pids=3, query_cams=4"),
+        ({**base, "query_feats": qf[:3]}, ValueError, r"same length .*got query_pids=4, query_feats=3"),
+        ({**base, "gallery_feats": gf[:7]}, ValueError, r"same length .*got gallery_pids=10, gallery_feats=7"),
         ({**base, "gallery_pids": gp.astype(float)}, TypeError, "gallery_pids must hold integers"),
         ({**base, "query_pids": qp[:0]}, ValueError, "must not be empty, got lengths 0 and 10"),
         ({**base, "gallery_cams": None}, ValueError, "given together or not at all, got only query_cams"),
-        ({**base, "query_cams": qc[:2]}, ValueError, "query_cams must have length 4"),
+        ({**base, "query_cams": qc[:2]}, ValueError, r"same length .*got query_pids=4, query_cams=2"),
         ({**base, "gallery_cams": None, "query_cams": None, "protocol": Protocol()}, ValueError, "remove_same_camera"),
         ({**base, "protocol": "market1501"}, TypeError, "protocol must be a labelrefine.retrieval.Protocol, got str"),
         ({**base, "max_rank": 0}, ValueError, r"max_rank must be in \[1, inf\], got 0"),
@@ -361,6 +409,12 @@ def bad_cases():
         ({**base, "rerank_candidates": 0}, ValueError, r"rerank_candidates must be in \[1, inf\]"),
         ({**base, "rerank": True, "lambda_value": 1.5}, ValueError, r"lambda_value must be in \[0, 1\], got 1.5"),
     ]
+
+
+def test_features_are_keyword_only():
+    qf, gf, qp, gp, _, _ = make_data(0, n_query=4, n_gallery=10)
+    with pytest.raises(TypeError, match="positional argument"):
+        evaluate_retrieval(qf, gf, qp, gp)  # the old positional order
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), bad_cases())

@@ -23,7 +23,7 @@ from .datasets import (
     read_synthreid,
     read_veri,
 )
-from .samplers import InfiniteLoader, PKSampler, iterate_forever
+from .samplers import InfiniteLoader, PKSampler
 from .synthreid import SynthReIDArrays, make_synthreid, synthreid_arrays
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 
@@ -42,7 +42,6 @@ __all__ = [
     "Split",
     "SynthReIDArrays",
     "build_transforms",
-    "iterate_forever",
     "load_dataset",
     "make_synthreid",
     "read_dukemtmcreid",

@@ -555,7 +555,7 @@ def read_synthreid(root: str | os.PathLike[str]) -> ReIDData:
     --------
     >>> import tempfile
     >>> from labelrefine.data import make_synthreid
-    >>> path = make_synthreid(tempfile.mkdtemp(), num_ids=8, num_cams=3, seed=0)
+    >>> path = make_synthreid(tempfile.mkdtemp(), num_ids=8, num_cams=3, rng=0)
     >>> data = read_synthreid(path.parent)
     >>> data.train.num_pids, data.train.num_cams
     (4, 3)

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_cameras, check_int, check_labels, check_same_length
+from .._validation import check_cameras, check_int, check_labels, check_same_length, seed_from
 
-__all__ = ["InfiniteLoader", "PKSampler", "iterate_forever"]
+__all__ = ["InfiniteLoader", "PKSampler"]
 
 
 def _distributed_info() -> tuple[int, int]:
@@ -49,9 +49,11 @@ class PKSampler:
         Identities per batch (per process).
     k : int, default 4
         Instances per identity.
-    seed : int, default 0
-        Base seed; epoch ``e`` uses ``numpy.random.default_rng([seed, e])``. Must be the same
-        on every process.
+    rng : int, numpy.random.Generator or None, default 0
+        Base seed, the library's ``rng`` convention: an int ``>= 0`` is the seed itself; a
+        Generator (or None, fresh entropy) draws one int seed once, at construction. Epoch ``e``
+        then uses ``numpy.random.default_rng([seed, e])``. The seed must be the same on every
+        process: under DDP pass an int (the default 0 is one).
     rank, world_size : int or None, default None
         Position of this process among ``world_size`` data-parallel processes. ``None`` takes
         them from ``torch.distributed`` when a process group is initialised, else 0 and 1.
@@ -79,7 +81,7 @@ class PKSampler:
     --------
     >>> pids = [0, 0, 0, 1, 1, 2, 2, 2, -1]
     >>> cams = [0, 1, 1, 0, 0, 0, 1, 2, 0]
-    >>> sampler = PKSampler(pids, cams, p=3, k=2, seed=0)
+    >>> sampler = PKSampler(pids, cams, p=3, k=2, rng=0)
     >>> len(sampler), sampler.batch_size
     (6, 6)
     >>> batch = next(iter(sampler.batch_sampler))
@@ -96,7 +98,7 @@ class PKSampler:
         *,
         p: int = 16,
         k: int = 4,
-        seed: int = 0,
+        rng: int | np.random.Generator | None = 0,
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
@@ -105,7 +107,7 @@ class PKSampler:
         check_same_length(pids=pids_arr, cams=cams_arr)
         self.p = check_int(p, "p", low=1)
         self.k = check_int(k, "k", low=1)
-        self.seed = check_int(seed, "seed", low=0)
+        self.seed = seed_from(rng, "rng")  # the int base seed of every epoch
         if rank is None or world_size is None:
             auto_rank, auto_world = _distributed_info()
             rank = auto_rank if rank is None else rank
@@ -120,7 +122,7 @@ class PKSampler:
         self._index = valid[order]
         self._pid = pids_arr[self._index]
         self._cam = cams_arr[self._index]
-        n = self._index.shape[0]
+        n = int(self._index.shape[0])
         new_pid = np.ones(n, dtype=bool)
         new_pid[1:] = self._pid[1:] != self._pid[:-1]
         new_group = new_pid.copy()
@@ -169,7 +171,7 @@ class PKSampler:
         """
         epoch = self.epoch if epoch is None else check_int(epoch, "epoch", low=0)
         rng = np.random.default_rng([self.seed, epoch])
-        n = self._index.shape[0]
+        n = int(self._index.shape[0])
         # identities of the epoch: shuffled, cut into (batch, rank, p); keep this rank's slice
         perm = rng.permutation(self.num_ids)
         nb = self.batches_per_epoch
@@ -303,32 +305,3 @@ class InfiniteLoader:
             raise ValueError(
                 f"loader must yield at least one batch per pass, got an empty {type(self.loader).__name__}"
             ) from None
-
-
-def iterate_forever(loader: Iterable[Any], *, advance_epoch: bool = True) -> Iterator[Any]:
-    """Functional form of :class:`InfiniteLoader`: an endless iterator over ``loader``.
-
-    Parameters
-    ----------
-    loader : iterable
-        A re-iterable loader.
-    advance_epoch : bool, default True
-        Increment the loader's sampler epoch at each restart.
-
-    Returns
-    -------
-    iterator
-        Endless iterator over the items of ``loader``.
-
-    Raises
-    ------
-    TypeError
-        If ``loader`` is not re-iterable.
-
-    Examples
-    --------
-    >>> from itertools import islice
-    >>> list(islice(iterate_forever("ab"), 5))
-    ['a', 'b', 'a', 'b', 'a']
-    """
-    return InfiniteLoader(loader, advance_epoch=advance_epoch)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .._optional import import_optional
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_probability, seed_from
 
 __all__ = ["SynthReIDArrays", "make_synthreid", "synthreid_arrays"]
 
@@ -42,7 +42,7 @@ class SynthReIDArrays(NamedTuple):
 
 
 def _check_args(
-    num_ids: Any, num_cams: Any, images_per_id_per_cam: Any, height: Any, width: Any, seed: Any
+    num_ids: Any, num_cams: Any, images_per_id_per_cam: Any, height: Any, width: Any, rng: Any
 ) -> tuple[int, int, tuple[int, int], int, int, int]:
     num_ids = check_int(num_ids, "num_ids", low=1)
     num_cams = check_int(num_cams, "num_cams", low=2)
@@ -57,7 +57,7 @@ def _check_args(
         raise ValueError(f"images_per_id_per_cam must satisfy 1 <= low <= high, got ({lo}, {hi})")
     height = check_int(height, "height", low=16)
     width = check_int(width, "width", low=8)
-    seed = check_int(seed, "seed", low=0)
+    seed = seed_from(rng, "rng")
     return num_ids, num_cams, (lo, hi), height, width, seed
 
 
@@ -122,7 +122,7 @@ def _draw_block(
     width: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    n = pids.shape[0]
+    n = int(pids.shape[0])
     y = ((np.arange(height, dtype=np.float32) + 0.5) / height)[None, :, None]
     x = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, None, :]
 
@@ -199,7 +199,7 @@ def synthreid_arrays(
     images_per_id_per_cam: tuple[int, int] = (1, 4),
     height: int = 64,
     width: int = 32,
-    seed: int = 0,
+    rng: int | np.random.Generator | None = 0,
 ) -> SynthReIDArrays:
     """Generate SynthReID images in memory (no files).
 
@@ -213,8 +213,9 @@ def synthreid_arrays(
         Inclusive range of the number of images of an identity in each camera that sees it.
     height, width : int, default 64, 32
         Image size in pixels (>= 16 x 8).
-    seed : int, default 0
-        Seed: the same arguments always give the same images.
+    rng : int, numpy.random.Generator or None, default 0
+        Randomness: an int ``>= 0`` is the seed (the same arguments always give the same
+        images); a Generator, or None for fresh entropy, draws one int seed first.
 
     Returns
     -------
@@ -242,14 +243,14 @@ def synthreid_arrays(
 
     Examples
     --------
-    >>> images, pids, cams = synthreid_arrays(num_ids=4, num_cams=3, seed=1)
+    >>> images, pids, cams = synthreid_arrays(num_ids=4, num_cams=3, rng=1)
     >>> images.dtype, images.shape[1:]
     (dtype('uint8'), (64, 32, 3))
     >>> bool(all(len(set(cams[pids == p])) >= 2 for p in range(4)))
     True
     """
     num_ids, num_cams, (lo, hi), height, width, seed = _check_args(
-        num_ids, num_cams, images_per_id_per_cam, height, width, seed
+        num_ids, num_cams, images_per_id_per_cam, height, width, rng
     )
     return _generate(num_ids, num_cams, lo, hi, height, width, seed)
 
@@ -265,7 +266,7 @@ def make_synthreid(
     images_per_id_per_cam: tuple[int, int] = (1, 4),
     height: int = 64,
     width: int = 32,
-    seed: int = 0,
+    rng: int | np.random.Generator | None = 0,
     query_fraction: float = 0.5,
     image_format: str = "jpg",
     overwrite: bool = False,
@@ -277,7 +278,7 @@ def make_synthreid(
     root : str or os.PathLike
         Parent folder; the dataset is written to ``root/SynthReID/`` with the sub-folders
         ``bounding_box_train``, ``query`` and ``bounding_box_test`` and a ``meta.json``.
-    num_ids, num_cams, images_per_id_per_cam, height, width, seed
+    num_ids, num_cams, images_per_id_per_cam, height, width, rng
         As in :func:`synthreid_arrays` (the images are exactly those, pid ``p`` written as
         ``p + 1`` since Market-1501 reserves ``0000`` for distractors).
     query_fraction : float, default 0.5
@@ -315,19 +316,16 @@ def make_synthreid(
     Examples
     --------
     >>> import tempfile
-    >>> path = make_synthreid(tempfile.mkdtemp(), num_ids=6, num_cams=3, seed=0)
+    >>> path = make_synthreid(tempfile.mkdtemp(), num_ids=6, num_cams=3, rng=0)
     >>> sorted(p.name for p in path.iterdir())
     ['bounding_box_test', 'bounding_box_train', 'meta.json', 'query']
     """
     num_ids, num_cams, (lo, hi), height, width, seed = _check_args(
-        num_ids, num_cams, images_per_id_per_cam, height, width, seed
+        num_ids, num_cams, images_per_id_per_cam, height, width, rng
     )
     if num_ids < 2:
         raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
-    if isinstance(query_fraction, bool) or not isinstance(query_fraction, (int, float, np.floating)):
-        raise TypeError(f"query_fraction must be a real number in [0, 1], got {query_fraction!r}")
-    if not 0.0 <= float(query_fraction) <= 1.0:
-        raise ValueError(f"query_fraction must be in [0, 1], got {query_fraction}")
+    query_fraction = check_probability(query_fraction, "query_fraction")
     image_format = check_choice(image_format, "image_format", ("jpg", "png"))
     if not isinstance(overwrite, (bool, np.bool_)):
         raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
@@ -369,7 +367,7 @@ def make_synthreid(
                 shutil.rmtree(target / folder)
         meta_file.unlink(missing_ok=True)
     images, pids, cams = _generate(num_ids, num_cams, lo, hi, height, width, seed)
-    n = pids.shape[0]
+    n = int(pids.shape[0])
     split = np.where(pids < num_ids // 2, 0, 2)  # 0 train, 1 query, 2 gallery
     # query: in each test identity, the first image of round(query_fraction * m) random cameras
     rng = np.random.default_rng([seed, 1])
@@ -378,7 +376,7 @@ def make_synthreid(
     group_pid = pids[first]  # one entry per (pid, camera) group, sorted by pid
     m = np.bincount(group_pid, minlength=num_ids)
     n_query = np.clip(np.rint(query_fraction * m), 1, m - 1)
-    order = np.lexsort((rng.random(group_pid.shape[0]), group_pid))
+    order = np.lexsort((rng.random(int(group_pid.shape[0])), group_pid))
     rank = np.empty_like(order)
     rank[order] = np.arange(order.shape[0]) - np.searchsorted(group_pid, group_pid[order])
     chosen = np.flatnonzero(first)[(rank < n_query[group_pid]) & (group_pid >= num_ids // 2)]

@@ -7,7 +7,7 @@ This module imports torch at module level; ``labelrefine.data`` loads it only wh
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,7 +15,11 @@ from .._optional import import_optional
 from .._validation import check_labels, check_same_length, to_numpy
 from .datasets import Split, check_camera_indices
 
-torch = import_optional("torch")
+if TYPE_CHECKING:
+    import torch
+    import torch.utils.data
+else:
+    torch = import_optional("torch")
 
 __all__ = ["ArrayDataset", "ImageDataset"]
 

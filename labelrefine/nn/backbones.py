@@ -13,18 +13,19 @@ downloaded: ``pretrained`` is a local state-dict file (torchvision or IBN-Net ke
 
 from __future__ import annotations
 
-import numbers
+import math
 import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._optional import import_optional
+from .._validation import check_bool, check_int, check_real
 
 __all__ = ["BACKBONES", "IBN", "GeM", "LoadResult", "ReIDNet", "build_backbone", "load_pretrained"]
 
@@ -58,16 +59,15 @@ class IBN(nn.Module):
 
     def __init__(self, planes: int, ratio: float = 0.5) -> None:
         super().__init__()
-        if isinstance(planes, bool) or not isinstance(planes, numbers.Integral) or planes < 2:
-            raise ValueError(f"planes must be an integer >= 2, got {planes!r}")
-        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0.0 < ratio < 1.0:
-            raise ValueError(f"ratio must be a number in (0, 1), got {ratio!r}")
-        self.half = max(1, min(int(planes * ratio), int(planes) - 1))
-        self.IN = nn.InstanceNorm2d(self.half, affine=True)
-        self.BN = nn.BatchNorm2d(int(planes) - self.half)
+        planes = check_int(planes, "planes", low=2)
+        ratio = check_real(ratio, "ratio", low=0.0, high=1.0, open_low=True, open_high=True)
+        # not `self.half`: that would shadow nn.Module.half(), the float16 conversion
+        self.half_channels = max(1, min(int(planes * ratio), int(planes) - 1))
+        self.IN = nn.InstanceNorm2d(self.half_channels, affine=True)
+        self.BN = nn.BatchNorm2d(int(planes) - self.half_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, rest = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+        first, rest = torch.split(x, [self.half_channels, x.shape[1] - self.half_channels], dim=1)
         return torch.cat([self.IN(first.contiguous()), self.BN(rest.contiguous())], dim=1)
 
 
@@ -90,8 +90,7 @@ class GeM(nn.Module):
 
     def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not p > 0:
-            raise ValueError(f"p must be a positive number, got {p!r}")
+        p = check_real(p, "p", low=0.0, high=math.inf, open_low=True, open_high=True)
         self.p = nn.Parameter(torch.full((1,), float(p)))
         self.eps = float(eps)
 
@@ -147,10 +146,8 @@ class ReIDNet(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Module):
             raise TypeError(f"base must be a torch.nn.Module, got {type(base).__name__}")
-        if num_features is not None and (
-            isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1
-        ):
-            raise ValueError(f"num_features must be a positive integer or None, got {num_features!r}")
+        if num_features is not None:
+            num_features = check_int(num_features, "num_features", low=1)
         if bnneck and num_features is None:
             raise ValueError("bnneck=True needs num_features (the embedding dimension), got num_features=None")
         if train_output not in _TRAIN_OUTPUTS:
@@ -160,8 +157,8 @@ class ReIDNet(nn.Module):
         self.pool = pool
         self.num_features = None if num_features is None else int(num_features)
         self.train_output = train_output
-        if bnneck:
-            neck = nn.BatchNorm1d(self.num_features)
+        if bnneck and num_features is not None:  # bnneck without num_features was refused above
+            neck = nn.BatchNorm1d(int(num_features))
             nn.init.ones_(neck.weight)
             nn.init.zeros_(neck.bias)
             neck.bias.requires_grad_(False)
@@ -312,7 +309,7 @@ def load_pretrained(model: ReIDNet, path: str | os.PathLike[str], *, strict: boo
 
 
 def _set_last_stride(layer4: nn.Sequential, stride: int) -> None:
-    block = layer4[0]
+    block: Any = layer4[0]  # a torchvision BasicBlock or Bottleneck
     conv = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck strides conv2 (v1.5)
     conv.stride = (stride, stride)
     if block.downsample is not None:
@@ -403,10 +400,8 @@ def build_backbone(
         raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
     if pooling not in _POOLINGS:
         raise ValueError(f"pooling must be one of {', '.join(map(repr, _POOLINGS))}; got {pooling!r}")
-    if not isinstance(ibn, bool):
-        raise TypeError(f"ibn must be a bool, got {ibn!r}")
-    if bnneck is not None and not isinstance(bnneck, bool):
-        raise TypeError(f"bnneck must be a bool or None, got {bnneck!r}")
+    ibn = check_bool(ibn, "ibn")
+    bnneck = None if bnneck is None else check_bool(bnneck, "bnneck")
     if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
         raise TypeError(
             "pretrained must be None or the path of a local state-dict file (labelrefine never downloads "

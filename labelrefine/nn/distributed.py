@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from .._validation import check_int
+
 __all__ = [
     "all_gather_tensor",
     "broadcast_object",
@@ -202,20 +204,19 @@ def gather_tensor(t: torch.Tensor, dst: int = 0) -> torch.Tensor | None:
     """
     t = _check_tensor(t, "t")
     world = get_world_size()
-    if isinstance(dst, bool) or not isinstance(dst, int) or not 0 <= dst < world:
-        raise ValueError(f"dst must be a rank in [0, {world - 1}], got {dst!r}")
+    dst = check_int(dst, "dst (a rank)", low=0, high=world - 1)
     if not is_distributed():
         return t.detach()
     local, counts, _ = _padded(t)
     receive = dist.get_rank() == dst
     parts = [torch.empty_like(local) for _ in counts] if receive else None
     dist.gather(local, parts, dst=dst)
-    if not receive:
+    if parts is None:  # not the receiving rank
         return None
     return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)], dim=0).to(t.device)
 
 
-def broadcast_object(obj: T, src: int = 0) -> T:
+def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Send a picklable Python object from rank ``src`` to every rank.
 
     Typical use: cluster on rank 0, then ``labels = broadcast_object(labels)`` so every rank
@@ -249,8 +250,7 @@ def broadcast_object(obj: T, src: int = 0) -> T:
     {'epoch': 3}
     """
     world = get_world_size()
-    if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src < world:
-        raise ValueError(f"src must be a rank in [0, {world - 1}], got {src!r}")
+    src = check_int(src, "src (a rank)", low=0, high=world - 1)
     if not is_distributed():
         return obj
     box = [obj if dist.get_rank() == src else None]

@@ -9,7 +9,6 @@ DataLoader with its own ``collate_fn`` that keeps the same structure).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, SequentialSampler, Subset
 
 from .._optional import import_optional
+from .._validation import check_int
 from .distributed import gather_tensor, get_rank, get_world_size, is_main_process
 
 __all__ = ["extract_features"]
@@ -29,6 +29,7 @@ _DEFAULT_BATCH_SIZE = 128
 
 def _images(batch: Any) -> torch.Tensor:
     """The image tensor of a collated batch (see the module docstring)."""
+    images: Any
     if isinstance(batch, torch.Tensor):
         images = batch
     elif isinstance(batch, Mapping):
@@ -145,10 +146,8 @@ def extract_features(
         )
     batch_size = _DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     num_workers = 0 if num_workers is None else num_workers
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
-        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    num_workers = check_int(num_workers, "num_workers", low=0)
     n = len(dataset)
     if n == 0:
         raise ValueError("dataset must not be empty, got 0 samples")

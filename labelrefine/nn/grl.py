@@ -9,12 +9,13 @@ explicitly, typically from the DANN schedule :func:`grl_lambda`.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .._validation import check_bool, check_int, check_probability, check_real
 
 __all__ = ["CameraClassifier", "GradientReversal", "camera_domain_loss", "gradient_reversal", "grl_lambda"]
 
@@ -22,9 +23,7 @@ __all__ = ["CameraClassifier", "GradientReversal", "camera_domain_loss", "gradie
 def _check_lambda(value: Any) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"lambd must be a finite real number, got {value!r}")
-    return float(value)
+    return check_real(value, "lambd", low=-math.inf, high=math.inf, open_low=True, open_high=True)
 
 
 class _ReverseGrad(torch.autograd.Function):
@@ -103,10 +102,8 @@ def grl_lambda(progress: float, gamma: float = 10.0) -> float:
     >>> round(grl_lambda(1.0), 4)
     0.9999
     """
-    if isinstance(progress, bool) or not isinstance(progress, numbers.Real) or not 0.0 <= progress <= 1.0:
-        raise ValueError(f"progress must be a number in [0, 1], got {progress!r}")
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not gamma > 0:
-        raise ValueError(f"gamma must be a positive number, got {gamma!r}")
+    progress = check_probability(progress, "progress")
+    gamma = check_real(gamma, "gamma", low=0.0, high=math.inf, open_low=True, open_high=True)
     return 2.0 / (1.0 + math.exp(-float(gamma) * float(progress))) - 1.0
 
 
@@ -218,12 +215,9 @@ class CameraClassifier(nn.Module):
             ("hidden", hidden, 1),
             ("num_layers", num_layers, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if not isinstance(grl, bool):
-            raise TypeError(f"grl must be a bool, got {grl!r}")
+            check_int(value, name, low=low)
+        dropout = check_real(dropout, "dropout", low=0.0, high=1.0, open_high=True)
+        grl = check_bool(grl, "grl")
         self.num_cameras = int(num_cameras)
         self.grl = GradientReversal(lambd) if grl else None
         layers: list[nn.Module] = []
@@ -294,9 +288,10 @@ def camera_domain_loss(logits: torch.Tensor, cams: torch.Tensor) -> torch.Tensor
     >>> round(camera_domain_loss(torch.zeros(2, 4), torch.tensor([0, 3])).item(), 4)  # log(4)
     1.3863
     """
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"logits must be a 2-D tensor (batch, num_cameras), got {shape}")
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor (batch, num_cameras), got {type(logits).__name__}")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be a 2-D tensor (batch, num_cameras), got shape {tuple(logits.shape)}")
     if not isinstance(cams, torch.Tensor):
         cams = torch.as_tensor(cams)
     if cams.dtype == torch.bool or cams.is_floating_point() or cams.is_complex():

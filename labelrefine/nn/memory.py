@@ -16,7 +16,6 @@ first, so every replica holds the same memory.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_int, check_probability, check_real
 from .distributed import all_gather_tensor, is_distributed
 
 __all__ = ["ClusterMemory", "cluster_centroids"]
@@ -64,8 +64,8 @@ def _check_targets(targets: Any, n: int, name: str = "targets") -> torch.Tensor:
 def _check_range(targets: torch.Tensor, num_clusters: int, name: str = "targets") -> None:
     if targets.numel() == 0:
         return
-    lo, hi = targets.aminmax()
-    lo, hi = int(lo), int(hi)
+    extremes = targets.aminmax()
+    lo, hi = int(extremes.min), int(extremes.max)
     if lo < -1 or hi >= num_clusters:
         raise ValueError(
             f"{name} must lie in [-1, {num_clusters - 1}] (-1 = no cluster, {num_clusters} clusters in memory), "
@@ -215,12 +215,9 @@ class ClusterMemory(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("num_features", num_features), ("num_clusters", num_clusters)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0:
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0.0 <= float(momentum) <= 1.0:
-            raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+            check_int(value, name, low=1)
+        temperature = check_real(temperature, "temperature", low=0.0, high=math.inf, open_low=True, open_high=True)
+        momentum = check_probability(momentum, "momentum")
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}")
         self.num_features = int(num_features)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ def _synthreid_root(config: _Common) -> Path:
             num_cams=config.synthreid_cams,
             height=config.synthreid_height,
             width=config.synthreid_width,
-            seed=config.data_seed,
+            rng=config.data_seed,
         )
     return root
 
@@ -290,11 +291,24 @@ def load_local_labels(path: str | Path, train_keys: Any) -> np.ndarray:
         path = path / "local_labels.npz"
     if not path.is_file():
         raise FileNotFoundError(f"local_labels file not found: {str(path)!r}")
-    with np.load(path, allow_pickle=False) as data:
-        if "labels" not in data or "keys" not in data:
-            raise ValueError(f"local_labels file {str(path)!r} must hold arrays 'labels' and 'keys'")
-        labels = check_labels(data["labels"], "labels")
-        keys = np.asarray(data["keys"], dtype=str)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not hasattr(data, "files") or "labels" not in data.files or "keys" not in data.files:
+            raise ValueError(f"local_labels file {str(path)!r} must be a .npz archive with arrays 'labels' and 'keys'")
+        with data:
+            labels = check_labels(data["labels"], "labels")
+            keys = np.asarray(data["keys"], dtype=str)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(
+            f"local_labels file {str(path)!r} cannot be read (truncated or not a .npz file): {exc}"
+        ) from None
+    except ValueError as exc:
+        if "pickle" not in str(exc):
+            raise
+        raise ValueError(
+            f"local_labels file {str(path)!r} is not a .npz archive of arrays (a pickle or a foreign file; pickles are "
+            "never loaded)"
+        ) from None
     return _align(keys, labels, np.asarray(train_keys, dtype=str), f"local_labels file {str(path)!r}")
 
 
@@ -348,7 +362,10 @@ def import_authors_local_labels(files: Any, train_keys: Any) -> np.ndarray:
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"local labels file not found: {str(path)!r}")
-        rows = np.load(path, allow_pickle=False)
+        try:
+            rows = np.load(path, allow_pickle=False)
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            raise ValueError(f"local labels file {str(path)!r} cannot be read as a .npy array: {exc}") from None
         if rows.ndim != 2 or rows.shape[1] != 3:
             raise ValueError(f"{str(path)!r} must hold an (n, 3) array of (path, label, camera) rows, got {rows.shape}")
         try:

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..nn import CameraClassifier, ReIDNet, build_backbone
 from ._config import _Common
+from ._runtime import load_torch_file
 
 __all__ = ["GlobalBatchNorm", "ResidualMLP", "TinyCNN", "TrainNet", "build_encoder", "convert_batchnorm"]
 
@@ -87,7 +88,7 @@ def build_encoder(config: _Common, input_dim: int | None = None) -> ReIDNet:
         path = Path(config.pretrained)
         if not path.is_file():
             raise FileNotFoundError(f"pretrained file not found: {str(path)!r}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_file(path, "pretrained file", weights_only=True)
         model.load_state_dict(state.get("encoder", state) if isinstance(state, dict) else state)
     return model
 
@@ -156,11 +157,14 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         var = _AllReduceSum.apply(centred.pow(2).sum(dim=dims)) / n
         if self.track_running_stats:
             with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+                # buffers whenever track_running_stats is on
+                assert tracked is not None and running_mean is not None and running_var is not None
+                tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(tracked)
+                running_mean.mul_(1 - m).add_(mean.detach().to(running_mean.dtype), alpha=m)
                 unbiased = var.detach() * (n / max(n - 1.0, 1.0))
-                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+                running_var.mul_(1 - m).add_(unbiased.to(running_var.dtype), alpha=m)
         y = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)

@@ -33,7 +33,7 @@ from ._config import RUNTIME_KEYS, _Common, config_to_dict
 LOGGER_NAME = "labelrefine.recipes.calr"
 logger = logging.getLogger(LOGGER_NAME)
 
-__all__ = ["LOGGER_NAME", "RunInterrupted", "Session", "derive_seed", "read_log"]
+__all__ = ["LOGGER_NAME", "RunInterrupted", "Session", "derive_seed", "load_torch_file", "read_log"]
 
 
 class RunInterrupted(RuntimeError):
@@ -45,6 +45,18 @@ class RunInterrupted(RuntimeError):
         )
         self.run_dir = run_dir
         self.epoch = epoch
+
+
+def load_torch_file(path: str | Path, what: str, *, weights_only: bool) -> Any:
+    """``torch.load`` on the CPU with one clear error for a truncated or foreign file (never a pickle traceback)."""
+    torch = import_optional("torch")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # zipfile, pickle, EOF and runtime errors all mean "not a readable torch file"
+        raise ValueError(
+            f"{what} {str(path)!r} cannot be read (truncated, or not written by torch.save): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 def derive_seed(*parts: int) -> int:
@@ -136,6 +148,8 @@ class Session:
         self.start_time = time.time()
         self._setup_process_group(torch, dist)
         self._setup_device(torch)
+        if self.config.run_dir is None:
+            raise ValueError("run_dir must be set (resolve_config chooses runs/<dataset>/<stage> by default)")
         self.run_dir = Path(self.config.run_dir)
         self._old_threads = torch.get_num_threads()
         if self.config.num_threads is not None:
@@ -253,7 +267,6 @@ class Session:
 
     def prepare_run_dir(self) -> dict[str, Any] | None:
         """Check the run folder against ``resume``, write config.yaml / env.json; return the checkpoint to resume."""
-        torch = import_optional("torch")
         checkpoint = None
         exists = self.checkpoint_path.is_file()
         if exists and not self.resume:
@@ -263,7 +276,9 @@ class Session:
             )
         if self.resume and exists:
             self._check_resumable()
-            checkpoint = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+            checkpoint = load_torch_file(self.checkpoint_path, "checkpoint", weights_only=False)
+            if not isinstance(checkpoint, dict):
+                raise ValueError(f"checkpoint {str(self.checkpoint_path)!r} is not a labelrefine-calr checkpoint")
             if checkpoint.get("stage") != self.config.STAGE:
                 raise ValueError(
                     f"run_dir {str(self.run_dir)!r} holds a {checkpoint.get('stage')!r} run, not a "

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from ..schedules import get_schedule
 from ._config import EvalConfig, InterConfig, IntraConfig, _Common, config_class, config_from_dict, config_to_dict
 from ._data import RunData, build_data, import_authors_local_labels, load_local_labels, save_local_labels
 from ._models import TrainNet, build_encoder, convert_batchnorm
-from ._runtime import RunInterrupted, Session, derive_seed, logger, read_log, set_rng_state
+from ._runtime import RunInterrupted, Session, derive_seed, load_torch_file, logger, read_log, set_rng_state
 
 __all__ = ["RunResult", "evaluate", "spawn", "train_inter", "train_intra"]
 
@@ -104,7 +104,7 @@ def _extract(session: Session, config: _Common, encoder: nn.Module, dataset: Any
 def _wrap(session: Session, net: TrainNet) -> tuple[TrainNet, nn.Module]:
     """Move to the device; under DDP convert BatchNorm (``sync_bn``) and wrap. Returns (module, callable)."""
     if session.distributed and session.config.sync_bn:
-        net = convert_batchnorm(net, session.device)
+        net = cast(TrainNet, convert_batchnorm(net, session.device))
     net = net.to(session.device)
     if not session.distributed:
         return net, net
@@ -113,7 +113,7 @@ def _wrap(session: Session, net: TrainNet) -> tuple[TrainNet, nn.Module]:
 
 
 def _optimizer(config: _Common, net: TrainNet) -> tuple[torch.optim.Optimizer, Any]:
-    groups = [{"params": [p for p in net.encoder.parameters() if p.requires_grad]}]
+    groups: list[dict[str, Any]] = [{"params": [p for p in net.encoder.parameters() if p.requires_grad]}]
     if net.classifier is not None:
         mult = getattr(config, "cam_lr_mult", 1.0)
         groups.append({"params": [p for p in net.classifier.parameters() if p.requires_grad], "lr": config.lr * mult})
@@ -146,7 +146,7 @@ def _global_batches(labels: np.ndarray, cams: np.ndarray, config: _Common, world
         logger.warning(
             "only %d clusters: %d identities per step instead of %d", n_clusters, p, config.identities_per_step
         )
-    sampler = PKSampler(labels, cams, p=p, k=config.num_instances, seed=seed, rank=0, world_size=1)
+    sampler = PKSampler(labels, cams, p=p, k=config.num_instances, rng=seed, rank=0, world_size=1)
     rows, total, passes = [], 0, 0
     while total < config.iters_per_epoch:
         batch = sampler.epoch_batches(passes)
@@ -247,7 +247,13 @@ def _evaluate(
     if not session.is_main:
         return None
     result = evaluate_retrieval(
-        query, gallery, data.query_pids, data.gallery_pids, data.query_cams, data.gallery_cams, rerank=rerank
+        data.query_pids,
+        data.gallery_pids,
+        query_cams=data.query_cams,
+        gallery_cams=data.gallery_cams,
+        query_feats=query,
+        gallery_feats=gallery,
+        rerank=rerank,
     )
     out: dict[str, Any] = {"mAP": result.mAP}
     for k in (1, 5, 10):
@@ -484,13 +490,14 @@ def _cluster_camera(
             cluster_per_camera(
                 feats,
                 np.zeros(feats.shape[0], dtype=np.int64),
-                method=config.intra_method,
+                method=cast(Any, config.intra_method),  # a str checked against the choices by the config
                 images_per_cluster=config.images_per_cluster,
                 k1=config.k1,
                 k2=config.k2,
                 eps=config.eps,
                 min_sim=config.min_sim,
                 k=config.k,
+                rng=config.seed,
             )
         )
         stats: dict[str, Any] = {
@@ -561,13 +568,15 @@ def _pseudo_labels(
 ) -> dict[str, Any]:
     """One kNN graph -> Infomap or DBSCAN -> refine -> contiguous labels, weights, centroids, stats."""
     k = config.k  # checked against N by _check_graph_size when the stage starts
-    columns = max(k + 1, config.k1 if config.clustering == "dbscan" else 0)
-    graph = knn(feats, columns)
+    graph = knn(feats, max(k, config.k1 - 1 if config.clustering == "dbscan" else 0))
     if config.clustering == "infomap":
         # k columns with the sample itself (the authors' search) or the sample and k others
         width = k if config.k_includes_self else k + 1
         global_labels = infomap_cluster(
-            (graph[0][:, :width], graph[1][:, :width]), min_sim=config.min_sim, min_size=config.min_size
+            (graph.indices[:, :width], graph.distances[:, :width]),
+            min_sim=config.min_sim,
+            min_size=config.min_size,
+            rng=1,  # Infomap seed 1 every epoch, as before
         )
     else:
         # pairs farther than eps never matter to DBSCAN: storing only those within it bounds memory
@@ -585,14 +594,21 @@ def _pseudo_labels(
             knn=graph,
             k=k,
             p=p,
-            rule=config.pivots,
+            rule=cast(Any, config.pivots),  # a str checked against the choices by the config
             min_sim=config.min_sim,
             rng=derive_seed(config.seed, _STAGE_CODE["inter"], epoch),
         )
         refined = np.asarray(result.labels)
-        stats.update(n_pivots=result.n_pivots, n_discarded=result.n_discarded, discard_ratio=result.discard_ratio)
+        stats.update(
+            n_pivots=result.n_pivots,
+            n_discarded=result.n_discarded,
+            discard_ratio=result.discard_ratio,
+            # many local clusters per group with few groups refined: refinement is cutting true members
+            refined_group_ratio=result.refined_group_ratio,
+            fragments_per_group=result.fragments_per_group,
+        )
     else:
-        stats.update(n_pivots=0, n_discarded=0, discard_ratio=0.0)
+        stats.update(n_pivots=0, n_discarded=0, discard_ratio=0.0, refined_group_ratio=0.0, fragments_per_group=0.0)
     labels = relabel(refined)
     n_clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
     stats.update(
@@ -758,14 +774,23 @@ def train_inter(config: InterConfig, *, resume: bool = False) -> RunResult:
             record["seconds"] = round(time.time() - tic, 3)
             session.append_log(record)
             stats = payload["stats"]
+            quality = stats.get("quality", {})
+            precision = ""
+            if quality:
+                before, after = quality["global"]["pairwise_precision"], quality["refined"]["pairwise_precision"]
+                precision = f" precision {before:.3f} -> {after:.3f},"
             logger.info(
-                "epoch %d/%d: %d clusters (%.1f%% outliers), p=%.3f discarded %.1f%%, loss %.3f%s, %.1f s",
+                "epoch %d/%d: %d clusters (%.1f%% outliers), p=%.3f discarded %.1f%% "
+                "(%.0f%% of cluster-camera groups refined, %.1f local clusters per group),%s loss %.3f%s, %.1f s",
                 epoch + 1,
                 config.epochs,
                 stats["n_clusters"],
                 100 * stats["outlier_ratio"],
                 stats["p"],
                 100 * stats["discard_ratio"],
+                100 * stats["refined_group_ratio"],
+                stats["fragments_per_group"],
+                precision,
                 losses.get("loss", float("nan")),
                 _fmt(evaluated),
                 record["seconds"],
@@ -829,7 +854,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any] | None:
         if not data.can_evaluate:
             raise ValueError(f"dataset {config.dataset!r} has no query and gallery split to evaluate on")
         encoder = build_encoder(config, data.input_dim)
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_torch_file(path, "checkpoint", weights_only=False)
         if isinstance(state, dict) and "camera_index" in state:
             warnings.warn(
                 f"checkpoint {str(path)!r} is a stage-1 (intra) checkpoint: it holds the encoder of one camera only "

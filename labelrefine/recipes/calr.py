@@ -73,11 +73,13 @@ The ``synthetic`` preset (camera-biased feature vectors and an MLP) runs in seco
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._optional import import_optional
 from ._config import (
     PRESETS,
     SETTINGS,
@@ -357,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ...
     0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
         if args.command == "presets":
@@ -370,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "import-local":
             return _import_local(args)
         config = _build(args.command, args)
+        _check_run_dir(config.run_dir)
+        import_optional("torch")  # names the extra to install, before _train imports torch
         if args.command == "eval":
             from ._train import evaluate
 
@@ -385,11 +390,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RunInterrupted as stop:
             print(str(stop), file=sys.stderr)
             return 0
+        except KeyboardInterrupt:
+            again = [a for a in argv if a != "--resume"] + ["--resume"]
+            if "--run-dir" not in argv and not any(a.startswith("--run-dir=") for a in argv):
+                again += ["--run-dir", str(config.run_dir)]
+            print(f"\ninterrupted; continue the run with: {shlex.join(['labelrefine-calr', *again])}", file=sys.stderr)
+            return 130
         print(f"finished; results in {result.run_dir}")
         return 0
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ModuleNotFoundError) as exc:
         print(f"labelrefine-calr: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _check_run_dir(run_dir: Any) -> None:
+    """``--run-dir`` must be a folder or not exist yet (an existing file gave a bare ``[Errno 17]``)."""
+    path = Path(run_dir)
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--run-dir {str(path)!r} must be a folder, but {str(parent)!r} is a file")
+        if parent.exists():
+            break
 
 
 def _import_local(args: argparse.Namespace) -> int:
