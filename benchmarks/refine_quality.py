@@ -52,7 +52,7 @@ def make_cell(bias: float, impurity: float, fragments: int | str, seed: int, n_i
     )
     local = cluster_per_camera(data.feats, data.cams) if fragments == "agglo" else data.local_labels
     graph = knn(data.feats, 15)  # self + the k = 15 neighbours of Eq. 4
-    return data, local, graph, infomap_cluster(graph, min_sim=0.5)
+    return data, local, graph, infomap_cluster(graph, min_sim=0.5, rng=seed + 1)  # Infomap seeds are >= 1
 
 
 def scores(truth: np.ndarray, global_labels: np.ndarray, refined: np.ndarray) -> dict[str, float]:
