@@ -32,6 +32,7 @@ from ..nn import (
     broadcast_object,
     camera_domain_loss,
     cluster_centroids,
+    convert_batchnorm,
     extract_features,
     grl_lambda,
 )
@@ -40,7 +41,7 @@ from ..retrieval import evaluate_retrieval
 from ..schedules import get_schedule
 from ._config import EvalConfig, InterConfig, IntraConfig, _Common, config_class, config_from_dict, config_to_dict
 from ._data import RunData, build_data, import_authors_local_labels, load_local_labels, save_local_labels
-from ._models import TrainNet, build_encoder, convert_batchnorm
+from ._models import TrainNet, build_encoder
 from ._runtime import RunInterrupted, Session, derive_seed, logger, read_log, set_rng_state
 
 __all__ = ["RunResult", "evaluate", "spawn", "train_inter", "train_intra"]
