@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import CameraClassifier, ReIDNet, build_backbone
-from ._config import _Common
+from ._config import ModelConfig
 
 __all__ = ["ResidualMLP", "TinyCNN", "TrainNet", "build_encoder"]
 
@@ -66,15 +66,15 @@ class TinyCNN(nn.Module):
         return self.body(x)
 
 
-def build_encoder(config: _Common, input_dim: int | None = None) -> ReIDNet:
-    """The encoder named by ``config.backbone`` (a :class:`labelrefine.nn.ReIDNet`).
+def build_encoder(config: ModelConfig, input_dim: int | None = None) -> ReIDNet:
+    """The encoder named by the ``model`` section's ``backbone`` (a :class:`labelrefine.nn.ReIDNet`).
 
     ResNets come from :func:`labelrefine.nn.build_backbone` (``pretrained`` loaded there); the
     small backbones load ``pretrained`` as a state dict of the whole encoder.
     """
     if config.backbone == "mlp":
         if input_dim is None:
-            raise ValueError("backbone='mlp' needs the input feature dimension")
+            raise ValueError("model.backbone='mlp' needs the input feature dimension")
         model = ReIDNet(ResidualMLP(input_dim, config.mlp_hidden), input_dim, bnneck=True)
     elif config.backbone == "tiny-cnn":
         base = TinyCNN(config.cnn_width)
