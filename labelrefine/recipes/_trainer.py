@@ -339,11 +339,6 @@ class Trainer:
         """End the run after the current epoch (its checkpoint is written; ``fit`` returns normally)."""
         self._stop = True
 
-    @property
-    def stop_requested(self) -> bool:
-        """Whether a hook asked the run to end."""
-        return self._stop
-
     def describe(self, epoch: int) -> str:
         """The epoch's name in progress bars and warnings."""
         return f"epoch {epoch + 1}/{self.config.optim.epochs}"
