@@ -354,6 +354,13 @@ def test_no_config_class_has_more_than_25_fields():
             assert len(dataclasses.fields(cls)) <= 25, name
 
 
+def test_a_saved_config_of_the_flat_layout_is_refused_with_the_new_key():
+    with pytest.raises(ValueError, match=r"flat config of earlier versions: 'lr' is now 'optim.lr'"):
+        resolve_config("eval", base={"lr": 1e-3, "dataset": "market1501"})
+    saved = config_to_dict(resolve_config("inter", preset="synthetic"))
+    assert resolve_config("eval", base=saved).model.backbone == "mlp"  # the training keys are skipped
+
+
 def test_every_old_flat_key_has_a_new_home():
     from labelrefine.recipes._config import RENAMED, config_keys
 

@@ -1551,6 +1551,13 @@ def resolve_config(
     own = set(config_keys(cls))
     values: dict[str, Any] = {}
     if base:
+        flat = [key for key, value in base.items() if key in RENAMED and not isinstance(value, Mapping)]
+        if flat:
+            raise ValueError(
+                f"base (a run's config.yaml) holds keys of the flat config of earlier versions: {flat[0]!r} is "
+                f"now {RENAMED[flat[0]]!r}; write it with sections (RENAMED in labelrefine.recipes._config maps "
+                "every key)"
+            )
         values.update({key: value for key, value in _flatten(base).items() if key in own})
     if preset is not None:
         values.update(get_preset(preset).values(stage))

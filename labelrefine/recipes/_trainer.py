@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -116,7 +117,7 @@ class RunResult:
     """
 
     stage: str
-    run_dir: Any
+    run_dir: Path
     history: list[dict[str, Any]]
     labels: np.ndarray | None
     metrics: dict[str, Any] | None
