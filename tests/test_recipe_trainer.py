@@ -94,6 +94,7 @@ def test_an_overridden_pseudo_label_step_is_what_trains(tmp_path):
     assert [r["tag"] for r in result.history] == [0, 1, 2] and result.history[0]["n_clusters"] == 1
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_an_epoch_without_clusters_trains_nothing(tmp_path):
     class NoCluster(InterTrainer):
         def pseudo_label(self, feats, epoch):

@@ -9,7 +9,7 @@ Commands
 --------
 ``labelrefine-calr`` (or ``python -m labelrefine.recipes.calr``)::
 
-    labelrefine-calr intra   --preset NAME --data-root DIR --run-dir DIR [--config FILE.yaml] [--set key=value ...]
+    labelrefine-calr intra   --preset NAME --data-root DIR --run-dir DIR [--config FILE.yaml] [--set SECTION.KEY=V ...]
     labelrefine-calr inter   --preset NAME --data-root DIR --run-dir DIR --local-labels STAGE1/local_labels.npz
                              [--no-refine] [--no-align] [--no-cacl] [--clustering dbscan] [--schedule NAME]
     labelrefine-calr eval    --run-dir DIR [--checkpoint FILE] [--rerank] [--flip]
@@ -19,7 +19,7 @@ Commands
 
 Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt``),
 ``--device cpu|cuda``, ``--amp`` (CUDA mixed precision), ``--deterministic``, ``--seed N``,
-``--no-progress``. Every config field can be set with ``--set key=value`` or in a YAML file
+``--no-progress``. Every config key can be set with ``--set section.key=value`` or in a YAML file
 (``--set optim.lr=1e-4``; in YAML nested sections ``optim: {lr: 1e-4}``, at the top level for
 every stage, under ``intra:`` / ``inter:`` / ``eval:`` for one). The trainer is a class with
 named steps and hooks (:class:`Trainer`, :class:`IntraTrainer`, :class:`InterTrainer`,
