@@ -208,6 +208,7 @@ def test_set_values_are_parsed_by_field_type():
         ),
         (lambda: ClusteringConfig(k1=5, k2=6), ValueError, r"clustering.k2 must be in \[1, 5\], got 6"),
         (lambda: ClusteringConfig(eps=1.0), ValueError, r"clustering.eps must be in \(0, 1\), got 1.0"),
+        (lambda: IntraClusteringConfig(k1=3, k2=4), ValueError, r"clustering.k2 must be in \[1, 3\], got 4"),
         (lambda: OptimConfig(lr_gamma=0.0), ValueError, r"optim.lr_gamma must be in \(0, 1\], got 0.0"),
         (
             lambda: RuntimeConfig(device="gpu0"),

@@ -308,6 +308,14 @@ class OptimConfig(_Section):
         return self.batch_size // self.num_instances
 
 
+def _check_graph_keys(section: IntraClusteringConfig | ClusteringConfig) -> None:
+    """The Jaccard (``k1``, ``k2``), DBSCAN (``eps``) and Infomap (``min_sim``) keys both clustering sections share."""
+    check_int(section.k1, "clustering.k1", low=1)
+    check_int(section.k2, "clustering.k2", low=1, high=section.k1)
+    check_probability(section.min_sim, "clustering.min_sim")
+    _open_unit(section.eps, "clustering.eps")
+
+
 @dataclass(frozen=True)
 class IntraClusteringConfig(_Section):
     """Stage 1: per-camera clustering, :func:`labelrefine.cluster_camera` on each camera.
@@ -331,10 +339,8 @@ class IntraClusteringConfig(_Section):
 
     def _validate(self) -> None:
         check_choice(self.method, "clustering.method", ("agglomerative", "dbscan", "infomap"))
-        self._ints(1, "images_per_cluster", "k1", "k")
-        check_int(self.k2, "clustering.k2", low=1, high=self.k1)
-        check_probability(self.min_sim, "clustering.min_sim")
-        _open_unit(self.eps, "clustering.eps")
+        self._ints(1, "images_per_cluster", "k")
+        _check_graph_keys(self)
 
 
 @dataclass(frozen=True)
@@ -375,11 +381,9 @@ class ClusteringConfig(_Section):
     def _validate(self) -> None:
         check_choice(self.method, "clustering.method", ("infomap", "dbscan"))
         check_int(self.k, "clustering.k", low=2)
-        self._ints(1, "min_samples", "k1")
+        self._ints(1, "min_samples")
         self._ints(0, "min_size")
-        check_int(self.k2, "clustering.k2", low=1, high=self.k1)
-        check_probability(self.min_sim, "clustering.min_sim")
-        _open_unit(self.eps, "clustering.eps")
+        _check_graph_keys(self)
 
 
 @dataclass(frozen=True)

@@ -337,7 +337,7 @@ class Session:
             details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:6])
             raise ValueError(
                 f"resume: the config differs from the run being resumed in {str(self.run_dir)!r} ({details}); "
-                "resume with the same settings (only runtime keys such as device or num_workers may change)"
+                "resume with the same settings (only the runtime section, data.root and stop_after_epoch may change)"
             )
 
     def write_config(self) -> None:
