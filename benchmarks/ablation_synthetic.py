@@ -39,16 +39,16 @@ from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
 from labelrefine.retrieval import evaluate_retrieval
 
 TABLE_III = {
-    "baseline": {"refine": "false", "align": "false"},
-    "+ alignment": {"refine": "false"},
-    "+ refinement": {"align": "false"},
+    "baseline": {"refinement.enabled": "false", "alignment.enabled": "false"},
+    "+ alignment": {"refinement.enabled": "false"},
+    "+ refinement": {"alignment.enabled": "false"},
     "both (CALR)": {},
 }
 TABLE_IV = {
-    "none (p = 1)": {"p_schedule": "constant"},
-    "linear": {"p_schedule": "linear"},
-    "polynomial": {"p_schedule": "polynomial"},
-    "exponential": {"p_schedule": "exponential"},
+    "none (p = 1)": {"refinement.schedule": "constant"},
+    "linear": {"refinement.schedule": "linear"},
+    "polynomial": {"refinement.schedule": "polynomial"},
+    "exponential": {"refinement.schedule": "exponential"},
     "cosine (authors)": {},
 }
 
@@ -65,7 +65,7 @@ def _fmt(values: list[float], scale: float = 100.0) -> str:
 
 def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict, dict, float, int]:
     logging.getLogger("labelrefine.recipes.calr").disabled = True
-    base = {"progress": "false", "synth_ids": str(synth_ids)}
+    base = {"runtime.progress": "false", "synthetic.ids": str(synth_ids)}
     results: dict[str, dict[str, list[float]]] = {}
     untrained: list[float] = []
     n_train = 0
@@ -74,10 +74,10 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
     start_rss = _peak_mib()
     peaks: dict[str, float] = {}
     for seed in seeds:
-        common = {**base, "seed": str(seed), "data_seed": str(seed)}
+        common = {**base, "seed": str(seed), "synthetic.seed": str(seed)}
         intra_dir = root / f"intra-{seed}"
-        train_intra(resolve_config("intra", preset="synthetic", sets={**common, "run_dir": str(intra_dir)}))
-        config = resolve_config("inter", preset="synthetic", sets={**common, "epochs": str(epochs)})
+        train_intra(resolve_config("intra", preset="synthetic", sets={**common, "runtime.run_dir": str(intra_dir)}))
+        config = resolve_config("inter", preset="synthetic", sets={**common, "optim.epochs": str(epochs)})
         s = synthetic_splits(config)
         n_train = int(s["train_pids"].shape[0])
         untrained.append(
@@ -96,7 +96,13 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
             cfg = resolve_config(
                 "inter",
                 preset="synthetic",
-                sets={**common, "epochs": str(epochs), "run_dir": str(run_dir), "local_labels": str(intra_dir), **sets},
+                sets={
+                    **common,
+                    "optim.epochs": str(epochs),
+                    "runtime.run_dir": str(run_dir),
+                    "refinement.local_labels": str(intra_dir),
+                    **sets,
+                },
             )
             tic = time.perf_counter()
             last = train_inter(cfg).history[-1]

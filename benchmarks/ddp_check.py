@@ -37,22 +37,22 @@ def main() -> int:
     logging.getLogger("labelrefine.recipes.calr").propagate = False
     out = Path(args.out)
     sets = {
-        "progress": "false",
-        "device": args.device,
-        "synth_ids": "60",
-        "synth_cams": "3",
-        "epochs": "2",
-        "iters_per_epoch": "4",
-        "batch_size": "32",
-        "num_instances": "4",
-        "cacl_warmup": "1",
-        "align_epochs": "null",
-        "local_labels": "per-camera",
-        "optimizer": "sgd",
-        "lr": "0.01",
+        "runtime.progress": "false",
+        "runtime.device": args.device,
+        "synthetic.ids": "60",
+        "synthetic.cams": "3",
+        "optim.epochs": "2",
+        "optim.iters_per_epoch": "4",
+        "optim.batch_size": "32",
+        "optim.num_instances": "4",
+        "refinement.cacl_warmup": "1",
+        "alignment.epochs": "null",
+        "refinement.local_labels": "per-camera",
+        "optim.optimizer": "sgd",
+        "optim.lr": "0.01",
     }
-    one = resolve_config("inter", preset="synthetic", sets={**sets, "run_dir": str(out / "one")})
-    two = resolve_config("inter", preset="synthetic", sets={**sets, "run_dir": str(out / "two")})
+    one = resolve_config("inter", preset="synthetic", sets={**sets, "runtime.run_dir": str(out / "one")})
+    two = resolve_config("inter", preset="synthetic", sets={**sets, "runtime.run_dir": str(out / "two")})
     train_inter(one)
     spawn("inter", two, 2, backend=args.backend)
     a = torch.load(out / "one" / "checkpoint.pt", weights_only=False, map_location="cpu")
@@ -71,8 +71,10 @@ def main() -> int:
     print(f"largest weight/memory difference 1 vs 2 processes: {worst:.2e} (tolerance rtol 1e-3, atol 1e-4)")
     log_one, log_two = read_log(out / "one"), read_log(out / "two")
     for r1, r2 in zip(log_one, log_two, strict=True):
-        print(f"epoch {r1.get('epoch')}: clusters {r1['n_clusters']} vs {r2['n_clusters']}, "
-              f"mAP {r1.get('mAP', float('nan')):.4f} vs {r2.get('mAP', float('nan')):.4f}")
+        print(
+            f"epoch {r1.get('epoch')}: clusters {r1['n_clusters']} vs {r2['n_clusters']}, "
+            f"mAP {r1.get('mAP', float('nan')):.4f} vs {r2.get('mAP', float('nan')):.4f}"
+        )
         ok &= r1["n_clusters"] == r2["n_clusters"]
     print("DDP check:", "PASS" if ok else "FAIL")
     return 0 if ok else 1

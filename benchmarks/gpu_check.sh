@@ -77,7 +77,7 @@ else
     DEV=(--device cpu); DEVNAME="cpu"
     note "SKIPPED recipe on CUDA with --amp: no CUDA device (ran on the CPU instead)"
 fi
-SHORT=(--no-progress --set epochs=1 --set iters_per_epoch=5 --set synth_ids=60 --set synth_cams=3)
+SHORT=(--no-progress --set optim.epochs=1 --set optim.iters_per_epoch=5 --set synthetic.ids=60 --set synthetic.cams=3)
 run "labelrefine-calr intra --preset synthetic --device $DEVNAME (1 epoch)" 150 \
     "$PY" -m labelrefine.recipes.calr intra --preset synthetic "${DEV[@]}" "${SHORT[@]}" \
     --run-dir "$OUT_DIR/recipe/intra"

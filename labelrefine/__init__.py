@@ -27,6 +27,8 @@ _EXPORTS = {
     "infomap_cluster": "cluster",
     "dbscan_cluster": "cluster",
     "cluster_per_camera": "cluster",
+    "cluster_camera": "cluster",
+    "cluster_centroids": "cluster",
     "camera_weights": "cluster",
     "cluster_stats": "cluster",
     "suggest_eps": "cluster",
@@ -54,6 +56,8 @@ __all__ = [
     "__version__",
     "bcubed_scores",
     "camera_weights",
+    "cluster_camera",
+    "cluster_centroids",
     "cluster_per_camera",
     "cluster_report",
     "cluster_stats",
@@ -77,7 +81,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .cluster import camera_weights, cluster_per_camera, cluster_stats, dbscan_cluster, infomap_cluster, suggest_eps
+    from .cluster import (
+        camera_weights,
+        cluster_camera,
+        cluster_centroids,
+        cluster_per_camera,
+        cluster_stats,
+        dbscan_cluster,
+        infomap_cluster,
+        suggest_eps,
+    )
     from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
     from .neighbors import KnnGraph, jaccard_distance, knn, knn_search
     from .pivots import pivot_scores, select_pivots

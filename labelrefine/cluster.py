@@ -42,6 +42,8 @@ from .refine import relabel
 __all__ = [
     "ClusterStats",
     "camera_weights",
+    "cluster_camera",
+    "cluster_centroids",
     "cluster_per_camera",
     "cluster_stats",
     "dbscan_cluster",
@@ -328,29 +330,91 @@ def cluster_per_camera(
     k = check_int(k, "k", low=1)
     eps = _check_eps(eps)
     min_sim = check_probability(min_sim, "min_sim")
-    generator = as_rng(rng)
-    from .neighbors import jaccard_distance, knn
-
+    as_rng(rng)  # checked here; passed on as given, so that each camera is cluster_camera(..., rng=rng)
     labels = np.full(x.shape[0], -1, dtype=np.int64)
     next_id = 0
     for cam in range(int(cam_codes.max()) + 1):  # loop over cameras: few, each body vectorised
         members = np.flatnonzero(cam_codes == cam)
-        n_c = members.size
-        if n_c == 1:
-            local = np.zeros(1, dtype=np.int64)
-        elif method == "infomap":
-            local = infomap_cluster(knn(x[members], min(k, n_c - 1)), min_sim=min_sim, rng=generator)
-        else:
-            cam_k1 = min(k1, n_c - 1)
-            if method == "dbscan":  # pairs farther than eps never matter to DBSCAN
-                jaccard = jaccard_distance(x[members], k1=cam_k1, k2=min(k2, cam_k1), max_distance=eps)
-                local = dbscan_cluster(jaccard, eps=eps)
-            else:
-                jaccard = jaccard_distance(x[members], k1=cam_k1, k2=min(k2, cam_k1))
-                local = _agglomerative(jaccard, max(1, n_c // images_per_cluster), linkage)
+        local = _cluster_one(x[members], method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng)
         labels[members] = np.where(local >= 0, local + next_id, -1)
         next_id += int(local.max()) + 1 if (local >= 0).any() else 0
     return labels
+
+
+def cluster_camera(
+    feats: Any,
+    *,
+    method: Literal["agglomerative", "dbscan", "infomap"] = "agglomerative",
+    images_per_cluster: int = 5,
+    k1: int = 30,
+    k2: int = 6,
+    eps: float = 0.6,
+    min_sim: float = 0.5,
+    k: int = 15,
+    linkage: Literal["average", "complete", "single"] = "average",
+    rng: int | np.random.Generator | None = None,
+) -> np.ndarray:
+    """The per-camera step of :func:`cluster_per_camera`: cluster the images of one camera.
+
+    Parameters
+    ----------
+    feats : array-like of shape (n_c, D)
+        Features of one camera's images (L2-normalised internally, not in place).
+    method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng :
+        As in :func:`cluster_per_camera` (``k1``, ``k2`` and ``k`` shrink to a small camera).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n_c,)
+        Labels ``0..C-1`` (not necessarily contiguous after DBSCAN or Infomap), -1 for outliers.
+
+    Examples
+    --------
+    >>> from labelrefine.synthetic import make_camera_biased
+    >>> data = make_camera_biased(n_ids=20, n_cams=3, rng=0)
+    >>> one = data.feats[data.cams == 0]
+    >>> labels = cluster_camera(one, images_per_cluster=2, k1=10, k2=3)
+    >>> labels.shape == (one.shape[0],), int(labels.max()) + 1 == one.shape[0] // 2
+    (True, True)
+    """
+    x = check_features(feats)
+    method = check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
+    linkage = check_choice(linkage, "linkage", ("average", "complete", "single"))
+    images_per_cluster = check_int(images_per_cluster, "images_per_cluster", low=1)
+    k1 = check_int(k1, "k1", low=1)
+    k2 = check_int(k2, "k2", low=1, high=k1)
+    k = check_int(k, "k", low=1)
+    eps = _check_eps(eps)
+    min_sim = check_probability(min_sim, "min_sim")
+    as_rng(rng)  # checked here, normalised by infomap_cluster
+    return _cluster_one(x, method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng)
+
+
+def _cluster_one(
+    x: np.ndarray,
+    method: str,
+    images_per_cluster: int,
+    k1: int,
+    k2: int,
+    eps: float,
+    min_sim: float,
+    k: int,
+    linkage: str,
+    rng: int | np.random.Generator | None,
+) -> np.ndarray:
+    from .neighbors import jaccard_distance, knn
+
+    n_c = x.shape[0]
+    if n_c == 1:
+        return np.zeros(1, dtype=np.int64)
+    if method == "infomap":
+        return infomap_cluster(knn(x, min(k, n_c - 1)), min_sim=min_sim, rng=rng)
+    cam_k1 = min(k1, n_c - 1)
+    if method == "dbscan":  # pairs farther than eps never matter to DBSCAN
+        jaccard = jaccard_distance(x, k1=cam_k1, k2=min(k2, cam_k1), max_distance=eps)
+        return dbscan_cluster(jaccard, eps=eps)
+    jaccard = jaccard_distance(x, k1=cam_k1, k2=min(k2, cam_k1))
+    return _agglomerative(jaccard, max(1, n_c // images_per_cluster), linkage)
 
 
 def _agglomerative(distances: sp.spmatrix, n_clusters: int, linkage: str) -> np.ndarray:
@@ -451,3 +515,56 @@ def cluster_stats(labels: Any) -> ClusterStats:
         n_outliers=int(labels.size - clustered.size),
         size_histogram=dict(zip(size_values.tolist(), size_counts.tolist(), strict=True)),
     )
+
+
+def cluster_centroids(feats: Any, labels: Any) -> np.ndarray:
+    """L2-normalised mean of the L2-normalised features of each cluster (a cluster memory's start).
+
+    Parameters
+    ----------
+    feats : array-like of shape (N, D)
+        Floating-point features (float16 is computed in float32).
+    labels : array-like of int, shape (N,)
+        Cluster ids, contiguous ``0..C-1`` (every id used at least once); ``-1`` samples are
+        ignored. Make ids contiguous with :func:`labelrefine.refine.relabel`.
+
+    Returns
+    -------
+    numpy.ndarray of shape (C, D)
+        Row ``c`` is the normalised mean of the normalised features with label ``c``, in the
+        dtype of ``feats``; ``C = 0`` when every label is ``-1``.
+
+    Raises
+    ------
+    TypeError
+        ``feats`` not floating point or ``labels`` not integer.
+    ValueError
+        Wrong shapes, labels below -1, or ids that are not contiguous.
+
+    Notes
+    -----
+    One sparse (C x N) by (N x D) product; memory O(N D). Inputs are not modified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> feats = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0], [5.0, 5.0]])
+    >>> cluster_centroids(feats, [0, 0, 1, -1]).round(4)
+    array([[0.7071, 0.7071],
+           [0.    , 1.    ]])
+    """
+    x = check_features(feats)
+    lab = check_labels(labels, "labels", n=x.shape[0])
+    keep = np.flatnonzero(lab >= 0)
+    num = int(lab[keep].max()) + 1 if keep.size else 0
+    counts = np.bincount(lab[keep], minlength=num)
+    if num and (counts == 0).any():
+        missing = np.flatnonzero(counts == 0)[:5].tolist()
+        raise ValueError(
+            f"labels must be contiguous cluster ids 0..C-1 (C = {num}); ids {missing} are unused. "
+            "Make them contiguous with labelrefine.refine.relabel(labels)"
+        )
+    unit = x[keep] / np.maximum(np.linalg.norm(x[keep], axis=1, keepdims=True), 1e-12).astype(x.dtype)
+    members = sp.csr_matrix((np.ones(keep.size, dtype=x.dtype), (lab[keep], np.arange(keep.size))), (num, keep.size))
+    sums = np.asarray(members @ unit)
+    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12).astype(x.dtype)

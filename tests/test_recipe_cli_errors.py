@@ -52,7 +52,7 @@ def test_truncated_checkpoint_on_resume_and_eval(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
-    args = ["--preset", "synthetic", "--run-dir", str(run), "--set", "synth_ids=20", "--set", "synth_cams=2"]
+    args = ["--preset", "synthetic", "--run-dir", str(run), "--set", "synthetic.ids=20", "--set", "synthetic.cams=2"]
     assert main(["intra", *args, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "checkpoint '" in err and "cannot be read (truncated, or not written by torch.save)" in err

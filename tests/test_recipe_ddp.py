@@ -28,7 +28,7 @@ pytest.importorskip("infomap")
 
 import torch.distributed as dist  # noqa: E402
 
-from labelrefine.recipes._models import GlobalBatchNorm, convert_batchnorm  # noqa: E402
+from labelrefine.nn import GlobalBatchNorm, convert_batchnorm  # noqa: E402
 from labelrefine.recipes._runtime import read_log  # noqa: E402
 from labelrefine.recipes.calr import resolve_config, spawn, train_inter  # noqa: E402
 
@@ -87,22 +87,22 @@ def test_global_batchnorm_equals_batchnorm_over_the_whole_batch(tmp_path):
 def test_two_gloo_processes_train_like_one_with_the_same_global_batch(tmp_path):
     logging.getLogger("labelrefine.recipes.calr").propagate = False
     sets = {
-        "progress": "false",
-        "synth_ids": "60",
-        "synth_cams": "3",
-        "epochs": "2",
-        "iters_per_epoch": "4",
-        "batch_size": "32",
-        "num_instances": "4",
-        "cacl_warmup": "1",
-        "align_epochs": "null",
-        "local_labels": "per-camera",
+        "runtime.progress": "false",
+        "synthetic.ids": "60",
+        "synthetic.cams": "3",
+        "optim.epochs": "2",
+        "optim.iters_per_epoch": "4",
+        "optim.batch_size": "32",
+        "optim.num_instances": "4",
+        "refinement.cacl_warmup": "1",
+        "alignment.epochs": "null",
+        "refinement.local_labels": "per-camera",
         "deterministic": "true",
-        "optimizer": "sgd",
-        "lr": "0.01",
+        "optim.optimizer": "sgd",
+        "optim.lr": "0.01",
     }
-    one = resolve_config("inter", preset="synthetic", sets={**sets, "run_dir": str(tmp_path / "one")})
-    two = resolve_config("inter", preset="synthetic", sets={**sets, "run_dir": str(tmp_path / "two")})
+    one = resolve_config("inter", preset="synthetic", sets={**sets, "runtime.run_dir": str(tmp_path / "one")})
+    two = resolve_config("inter", preset="synthetic", sets={**sets, "runtime.run_dir": str(tmp_path / "two")})
     try:
         train_inter(one)
         spawn("inter", two, 2)

@@ -12,7 +12,6 @@ pytest.importorskip("yaml")
 from labelrefine.recipes._models import build_encoder  # noqa: E402
 from labelrefine.recipes._runtime import Session  # noqa: E402
 from labelrefine.recipes.calr import (  # noqa: E402
-    EvalConfig,
     InterConfig,
     evaluate,
     plot_runs,
@@ -27,13 +26,15 @@ pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_requested_without_cuda(tmp_path):
-    with pytest.raises(ValueError, match="device must be available: device='cuda' but torch sees no CUDA device"):
-        with Session(InterConfig(device="cuda", run_dir=str(tmp_path))):
+    config = resolve_config("inter", sets={"runtime.device": "cuda", "runtime.run_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="runtime.device must be available: device='cuda' but torch sees no CUDA"):
+        with Session(config):
             pass
 
 
 def test_identities_per_step_must_split_over_the_processes(tmp_path):
-    session = Session(InterConfig(device="cpu", run_dir=str(tmp_path)))  # 16 identities per step
+    config = resolve_config("inter", sets={"runtime.device": "cpu", "runtime.run_dir": str(tmp_path)})
+    session = Session(config)  # 16 identities per step
     session.world_size = 3
     with pytest.raises(ValueError, match="16 identities per step must split evenly over the 3 processes"):
         session._setup_device(torch)
@@ -50,29 +51,29 @@ def test_configs_of_the_wrong_stage_are_rejected():
 
 def test_resuming_a_run_of_the_other_stage(tmp_path):
     sets = {
-        "run_dir": str(tmp_path),
-        "synth_ids": "20",
-        "synth_cams": "2",
-        "epochs": "1",
-        "iters_per_epoch": "1",
-        "progress": "false",
+        "runtime.run_dir": str(tmp_path),
+        "synthetic.ids": "20",
+        "synthetic.cams": "2",
+        "optim.epochs": "1",
+        "optim.iters_per_epoch": "1",
+        "runtime.progress": "false",
     }
     train_intra(resolve_config("intra", preset="synthetic", sets=sets))
     (tmp_path / "config.yaml").unlink()  # so that the stage check, not the config comparison, speaks
-    inter = resolve_config("inter", preset="synthetic", sets={**sets, "local_labels": str(tmp_path)})
+    inter = resolve_config("inter", preset="synthetic", sets={**sets, "refinement.local_labels": str(tmp_path)})
     with pytest.raises(ValueError, match="holds a 'intra' run, not a 'inter' run"):
         train_inter(inter, resume=True)
 
 
 def test_evaluation_needs_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint not found: .*checkpoint.pt"):
-        evaluate(EvalConfig(dataset="synthetic", backbone="mlp", run_dir=str(tmp_path), progress=False))
+        evaluate(resolve_config("eval", preset="synthetic", sets={"runtime.run_dir": str(tmp_path)}))
 
 
 def test_missing_pretrained_file(tmp_path):
-    config = resolve_config("inter", preset="synthreid", sets={"pretrained": str(tmp_path / "w.pth")})
+    config = resolve_config("inter", preset="synthreid", sets={"model.pretrained": str(tmp_path / "w.pth")})
     with pytest.raises(FileNotFoundError, match="pretrained file not found: .*w.pth"):
-        build_encoder(config)
+        build_encoder(config.model)
 
 
 def test_plot_errors(tmp_path):

@@ -4,7 +4,6 @@ and the options that used to be silently wrong (k clamped, --flip on vectors, st
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -50,16 +49,19 @@ def test_every_preset_target_is_a_row_of_the_paper():
         if preset.paper_table is None:
             assert preset.family in ("authors", "cpu") and preset.paper_map is None and preset.paper_rank1 is None
             continue
-        dataset = preset.overrides["dataset"]
+        dataset = preset.overrides["data.dataset"]
         key = (preset.paper_table, preset.paper_row, COLUMNS[dataset])
         assert key in PAPER_ROWS, name
         assert (preset.paper_map, preset.paper_rank1) == PAPER_ROWS[key], name
         assert preset.target == f"{key[0]}, {key[1]}, {key[2]}: mAP {preset.paper_map}, rank-1 {preset.paper_rank1}"
         for stage in ("intra", "inter"):
             cfg = resolve_config(stage, preset=name)
-            assert (cfg.backbone, cfg.ibn, cfg.pooling) == ROW_MODEL[preset.paper_row], name
-            assert (cfg.temperature, cfg.momentum) == (0.1, 0.2), name
-        assert (resolve_config("intra", preset=name).epochs, resolve_config("inter", preset=name).epochs) == (20, 50)
+            assert (cfg.model.backbone, cfg.model.ibn, cfg.model.pooling) == ROW_MODEL[preset.paper_row], name
+            assert (cfg.optim.temperature, cfg.optim.momentum) == (0.1, 0.2), name
+        assert (
+            resolve_config("intra", preset=name).optim.epochs,
+            resolve_config("inter", preset=name).optim.epochs,
+        ) == (20, 50)
         targeted.add((dataset, preset.paper_row))
     for dataset in COLUMNS:  # the CALR row and the IBN+GeM row of every dataset
         assert (dataset, "CALR") in targeted
@@ -90,25 +92,41 @@ def test_authors_family_is_the_released_configuration():
         inter = resolve_config("inter", preset=f"{dataset}-authors")
         intra = resolve_config("intra", preset=f"{dataset}-authors")
         for cfg in (intra, inter):
-            assert (cfg.backbone, cfg.ibn, cfg.pooling, cfg.temperature, cfg.momentum) == (
+            assert (
+                cfg.model.backbone,
+                cfg.model.ibn,
+                cfg.model.pooling,
+                cfg.optim.temperature,
+                cfg.optim.momentum,
+            ) == (
                 "resnet50",
                 False,
                 "gem",
                 0.05,
                 0.1,
             )
-        assert (inter.pivots, inter.p_schedule, inter.p_start) == ("reference", "constant", 1.0)
-        assert (inter.align_epochs, inter.cacl_warmup, inter.min_size, inter.k, inter.k_includes_self) == (
+        assert (inter.refinement.rule, inter.refinement.schedule, inter.refinement.p_start) == (
+            "reference",
+            "constant",
+            1.0,
+        )
+        assert (
+            inter.alignment.epochs,
+            inter.refinement.cacl_warmup,
+            inter.clustering.min_size,
+            inter.clustering.k,
+            inter.clustering.k_includes_self,
+        ) == (
             3,
             5,
             4,
             15,
             True,
         )
-        assert inter.report_epoch == "best" and intra.epochs == 25
-        assert inter.iters_per_epoch == (200 if dataset == "market1501" else 400)
-    assert resolve_config("inter", preset="msmt17").iters_per_epoch == 400
-    assert resolve_config("inter", preset="market1501").iters_per_epoch == 200
+        assert inter.report_epoch == "best" and intra.optim.epochs == 25
+        assert inter.optim.iters_per_epoch == (200 if dataset == "market1501" else 400)
+    assert resolve_config("inter", preset="msmt17").optim.iters_per_epoch == 400
+    assert resolve_config("inter", preset="market1501").optim.iters_per_epoch == 200
 
 
 def test_docs_presets_page_holds_the_generated_table():
@@ -126,23 +144,39 @@ def test_cli_presets_markdown(capsys):
 
 # ------------------------------------------------------------------------------ options that were silent
 
-SMALL = {"synth_ids": "20", "synth_cams": "2", "epochs": "1", "iters_per_epoch": "1", "progress": "false"}
+SMALL = {
+    "synthetic.ids": "20",
+    "synthetic.cams": "2",
+    "optim.epochs": "1",
+    "optim.iters_per_epoch": "1",
+    "runtime.progress": "false",
+}
 
 
 @pytest.mark.usefixtures("quiet_recipe_logger")
 def test_k_above_n_minus_1_is_an_error_not_a_clamp(tmp_path, capsys):
-    cfg = resolve_config("inter", preset="synthetic", sets={**SMALL, "run_dir": str(tmp_path), "k": "100000"})
+    cfg = resolve_config(
+        "inter", preset="synthetic", sets={**SMALL, "runtime.run_dir": str(tmp_path), "clustering.k": "100000"}
+    )
     with pytest.raises(ValueError, match=r"k must be at most N - 1 = \d+ .*got k=100000"):
         train_inter(cfg)
-    args = ["inter", "--preset", "synthetic", "--run-dir", str(tmp_path / "cli"), "--set", "k=100000"]
-    assert calr.main([*args, "--no-progress", "--set", "synth_ids=20", "--set", "synth_cams=2"]) == 2
+    args = ["inter", "--preset", "synthetic", "--run-dir", str(tmp_path / "cli"), "--set", "clustering.k=100000"]
+    assert calr.main([*args, "--no-progress", "--set", "synthetic.ids=20", "--set", "synthetic.cams=2"]) == 2
     assert "got k=100000" in capsys.readouterr().err
     dbscan = resolve_config(
         "inter",
         preset="synthetic",
-        sets={**SMALL, "run_dir": str(tmp_path / "d"), "clustering": "dbscan", "k1": "100000", "k2": "4"},
+        sets={
+            **SMALL,
+            "runtime.run_dir": str(tmp_path / "d"),
+            "clustering.method": "dbscan",
+            "clustering.k1": "100000",
+            "clustering.k2": "4",
+        },
     )
-    with pytest.raises(ValueError, match=r"k1 must be at most N = \d+ .*clustering='dbscan', got k1=100000"):
+    with pytest.raises(
+        ValueError, match=r"clustering.k1 must be at most N = \d+ .*clustering.method='dbscan', got k1=100000"
+    ):
         train_inter(dbscan)
 
 
@@ -156,36 +190,38 @@ def test_infomap_gets_min_size_and_k_columns(monkeypatch):
     monkeypatch.setattr(_train, "infomap_cluster", fake_infomap)
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(40, 8)).astype(np.float32)
-    data = SimpleNamespace(train_cams=np.arange(40) % 2, identities_known=False)
     for preset, width, min_size in (("market1501", 16, 1), ("market1501-authors", 15, 4)):
-        cfg = resolve_config("inter", preset=preset, sets={"refine": "false"})
-        _train._pseudo_labels(cfg, feats, None, data, 0)
+        cfg = resolve_config("inter", preset=preset, sets={"refinement.enabled": "false"})
+        _train.InterTrainer(cfg).cluster(feats)
         assert (seen["width"], seen["min_size"], seen["min_sim"]) == (width, min_size, 0.5), preset
 
 
 @pytest.mark.usefixtures("quiet_recipe_logger")
 def test_eval_of_a_stage_1_run_says_it_scores_one_camera(tmp_path):
-    sets = {**SMALL, "run_dir": str(tmp_path)}
+    sets = {**SMALL, "runtime.run_dir": str(tmp_path)}
     train_intra(resolve_config("intra", preset="synthetic", sets=sets))
+    evaluation = {key: sets[key] for key in ("runtime.run_dir", "synthetic.ids", "synthetic.cams")}
     with pytest.warns(UserWarning, match=r"stage-1 \(intra\) checkpoint: .*one camera only \(camera index 1"):
-        evaluate(resolve_config("eval", preset="synthetic", sets=sets))
+        evaluate(resolve_config("eval", preset="synthetic", sets=evaluation))
 
 
 @pytest.mark.usefixtures("quiet_recipe_logger")
 def test_report_epoch_best_reports_and_saves_the_best_test_epoch(tmp_path, monkeypatch):
     scores = iter([0.5, 0.9, 0.3])  # the best epoch is neither the first nor the last
 
-    def fake_evaluate(session, config, encoder, data, **kwargs):
+    def fake_evaluate(trainer):
         value = next(scores)
         return {"mAP": value, "rank1": value / 2}
 
-    monkeypatch.setattr(_train, "_evaluate", fake_evaluate)
-    sets = {**SMALL, "run_dir": str(tmp_path), "epochs": "3", "local_labels": "per-camera"}
+    monkeypatch.setattr(_train.InterTrainer, "evaluate", fake_evaluate)
+    sets = {**SMALL, "runtime.run_dir": str(tmp_path), "optim.epochs": "3", "refinement.local_labels": "per-camera"}
     result = train_inter(resolve_config("inter", preset="synthetic", sets={**sets, "report_epoch": "best"}))
     assert result.metrics == {"mAP": 0.9, "rank1": 0.45, "epoch": 1}
     assert [record["mAP"] for record in result.history] == [0.5, 0.9, 0.3]
     assert _train.torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == 1
     scores = iter([0.5, 0.9, 0.3])
-    last = train_inter(resolve_config("inter", preset="synthetic", sets={**sets, "run_dir": str(tmp_path / "l")}))
+    last = train_inter(
+        resolve_config("inter", preset="synthetic", sets={**sets, "runtime.run_dir": str(tmp_path / "l")})
+    )
     assert last.metrics == {"mAP": 0.3, "rank1": 0.15} and not (tmp_path / "l" / "best.pt").exists()
     assert get_preset("synthetic").source("inter", "report_epoch").startswith("our choice")

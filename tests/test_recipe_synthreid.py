@@ -17,21 +17,21 @@ from labelrefine.recipes.calr import main  # noqa: E402
 
 TINY = [
     "--set",
-    "synthreid_ids=12",
+    "synthetic.reid_ids=12",
     "--set",
-    "synthreid_cams=3",
+    "synthetic.reid_cams=3",
     "--set",
-    "epochs=1",
+    "optim.epochs=1",
     "--set",
-    "iters_per_epoch=2",
+    "optim.iters_per_epoch=2",
     "--set",
-    "batch_size=8",
+    "optim.batch_size=8",
     "--set",
-    "num_instances=2",
+    "optim.num_instances=2",
     "--set",
-    "cnn_width=4",
+    "model.cnn_width=4",
     "--set",
-    "num_threads=1",
+    "runtime.num_threads=1",
     "--no-progress",
     "--device",
     "cpu",
@@ -79,7 +79,7 @@ def test_both_stages_eval_plot_and_import_on_synthreid(tmp_path, capsys):
         np.save(authors / f"cam{cam}.npy", np.array(rows))
     out_file = tmp_path / "imported.npz"
     imp = ["import-local", str(authors), "--preset", "synthreid", "--data-root", str(data), "-o", str(out_file)]
-    assert main([*imp, "--set", "synthreid_ids=12", "--set", "synthreid_cams=3"]) == 0
+    assert main([*imp, "--set", "synthetic.reid_ids=12", "--set", "synthetic.reid_cams=3"]) == 0
     with np.load(out_file) as imported:
         got = imported["labels"]
     # same partition as stage 1 (ids renumbered per camera file)
@@ -100,7 +100,7 @@ def test_resume_on_the_command_line_reads_the_saved_config(tmp_path, capsys):
         *TINY,
         "--no-refine",
         "--set",
-        "epochs=2",
+        "optim.epochs=2",
     ]
     assert main([*args, "--set", "stop_after_epoch=0"]) == 0
     assert "continue it with --resume" in capsys.readouterr().err

@@ -15,7 +15,7 @@ pytest.importorskip("infomap")
 from labelrefine.metrics import cluster_report  # noqa: E402
 from labelrefine.recipes._data import build_data, synthetic_splits  # noqa: E402
 from labelrefine.recipes._runtime import read_log  # noqa: E402
-from labelrefine.recipes._train import _global_batches  # noqa: E402
+from labelrefine.recipes._trainer import global_batches  # noqa: E402
 from labelrefine.recipes.calr import (  # noqa: E402
     RunInterrupted,
     import_authors_local_labels,
@@ -29,19 +29,29 @@ from labelrefine.recipes.calr import (  # noqa: E402
 )
 from labelrefine.retrieval import evaluate_retrieval  # noqa: E402
 
-QUIET = {"progress": "false"}
+QUIET = {"runtime.progress": "false"}
 
 
 pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
 
 
-def _intra(run_dir, **sets):
-    values = {"run_dir": str(run_dir), **QUIET, "epochs": "2", **{k: str(v) for k, v in sets.items()}}
+def _intra(run_dir, sets=None):
+    values = {
+        "runtime.run_dir": str(run_dir),
+        **QUIET,
+        "optim.epochs": "2",
+        **{k: str(v) for k, v in (sets or {}).items()},
+    }
     return resolve_config("intra", preset="synthetic", sets=values)
 
 
-def _inter(run_dir, local, **sets):
-    values = {"run_dir": str(run_dir), "local_labels": str(local), **QUIET, **{k: str(v) for k, v in sets.items()}}
+def _inter(run_dir, local, sets=None):
+    values = {
+        "runtime.run_dir": str(run_dir),
+        "refinement.local_labels": str(local),
+        **QUIET,
+        **{k: str(v) for k, v in (sets or {}).items()},
+    }
     return resolve_config("inter", preset="synthetic", sets=values)
 
 
@@ -71,27 +81,27 @@ def test_stage1_writes_local_labels_and_the_run_folder(stage1):
         assert np.unique(data.train_cams[result.labels == label]).size == 1
     assert cluster_report(data.train_pids, result.labels).pairwise_precision > 0.8
     env = json.loads((run / "env.json").read_text())
-    assert env["world_size"] == 1 and env["per_device_batch"] == env["global_batch"] == config.batch_size
+    assert env["world_size"] == 1 and env["per_device_batch"] == env["global_batch"] == config.optim.batch_size
     assert env["seed"] == config.seed and "torch" in env["versions"] and env["device"] == "cpu"
     records = read_log(run)
-    assert len(records) == data.num_cams * config.epochs
+    assert len(records) == data.num_cams * config.optim.epochs
     assert {"camera", "epoch", "n_clusters", "loss", "quality"} <= set(records[0])
-    assert "final" in records[config.epochs - 1] and "stage: intra" in (run / "config.yaml").read_text()
+    assert "final" in records[config.optim.epochs - 1] and "stage: intra" in (run / "config.yaml").read_text()
     assert "camera 1/" in (run / "train.log").read_text()
 
 
 def test_synthetic_splits_match_their_definition():
-    config = resolve_config("inter", preset="synthetic", sets={"synth_ids": "30", "synth_cams": "3"})
+    config = resolve_config("inter", preset="synthetic", sets={"synthetic.ids": "30", "synthetic.cams": "3"})
     s = synthetic_splits(config)
     from labelrefine.synthetic import make_camera_biased
 
     full = make_camera_biased(
         n_ids=30,
         n_cams=3,
-        dim=config.synth_dim,
-        family_size=config.synth_family_size,
-        camera_strength=config.synth_camera_strength,
-        noise=config.synth_noise,
+        dim=config.synthetic.dim,
+        family_size=config.synthetic.family_size,
+        camera_strength=config.synthetic.camera_strength,
+        noise=config.synthetic.noise,
         rng=0,
     )
     seen, query, gallery, train = set(), [], [], []
@@ -113,18 +123,20 @@ def test_global_batches_do_not_depend_on_the_number_of_processes():
     labels = rng.integers(-1, 12, size=200)
     cams = rng.integers(0, 4, size=200)
     config = resolve_config(
-        "inter", preset="synthetic", sets={"batch_size": "32", "num_instances": "4", "iters_per_epoch": "7"}
+        "inter",
+        preset="synthetic",
+        sets={"optim.batch_size": "32", "optim.num_instances": "4", "optim.iters_per_epoch": "7"},
     )
-    one = _global_batches(labels, cams, config, 1, seed=5)
-    two = _global_batches(labels, cams, config, 2, seed=5)
+    one = global_batches(labels, cams, config.optim, 1, 5)
+    two = global_batches(labels, cams, config.optim, 2, 5)
     assert one.shape == (7, 32)
     np.testing.assert_array_equal(one, two)
     for row in one:  # P runs of K indices, one cluster per run, never an outlier
         runs = labels[row].reshape(8, 4)
         assert (runs >= 0).all() and (runs == runs[:, :1]).all() and np.unique(runs[:, 0]).size == 8
     few = np.where(labels > 4, -1, labels)  # 5 clusters: P shrinks to a multiple of the world size
-    assert _global_batches(few, cams, config, 2, seed=5).shape == (7, 16)
-    assert _global_batches(np.full(200, -1), cams, config, 1, seed=5) is None
+    assert global_batches(few, cams, config.optim, 2, 5).shape == (7, 16)
+    assert global_batches(np.full(200, -1), cams, config.optim, 1, 5) is None
 
 
 # ---------------------------------------------------------------------------------------- stage 2
@@ -145,7 +157,7 @@ def _untrained_map(config):
 
 def test_stage2_improves_map_over_the_untrained_features_and_plots(stage1):
     root, _, _ = stage1
-    config = _inter(root / "inter", root / "intra", epochs=4)
+    config = _inter(root / "inter", root / "intra", {"optim.epochs": 4})
     result = train_inter(config)
     untrained = _untrained_map(config)
     assert result.metrics["mAP"] > untrained + 0.1, (result.metrics["mAP"], untrained)
@@ -179,8 +191,10 @@ def test_refinement_raises_the_precision_of_the_training_labels(stage1):
     root, _, _ = stage1
     precision, fragments = {}, {}
     for rule in ("linked", "camera", None):
-        sets = {"refine": False} if rule is None else {"pivots": rule}
-        config = _inter(root / f"refine-{rule}", root / "intra", epochs=3, align="false", **sets)
+        sets = {"refinement.enabled": "false"} if rule is None else {"refinement.rule": rule}
+        config = _inter(
+            root / f"refine-{rule}", root / "intra", {"optim.epochs": 3, "alignment.enabled": "false", **sets}
+        )
         records = train_inter(config).history
         precision[rule] = np.mean([r["quality"]["refined"]["pairwise_precision"] for r in records])
         fragments[rule] = np.mean([r["fragments_per_group"] for r in records])
@@ -196,29 +210,43 @@ def test_ablation_switches_run(stage1, tmp_path):
     config = _inter(
         tmp_path / "ablation",
         "per-camera",
-        epochs=1,
-        iters_per_epoch=3,
-        clustering="dbscan",
-        grl_schedule="dann",
-        align_epochs="null",
-        pivots="reference",
-        cacl_warmup=0,
-        eval_every=0,
+        {
+            "optim.epochs": 1,
+            "optim.iters_per_epoch": 3,
+            "clustering.method": "dbscan",
+            "alignment.grl_schedule": "dann",
+            "alignment.epochs": "null",
+            "refinement.rule": "reference",
+            "refinement.cacl_warmup": 0,
+            "eval_every": 0,
+        },
     )
     result = train_inter(config)
     record = result.history[0]
     assert record["n_clusters_global"] > 0 and "mAP" in record  # the last epoch is always evaluated
     assert (tmp_path / "ablation" / "local_labels.npz").is_file()
     none = _inter(
-        tmp_path / "none", root / "intra", epochs=1, iters_per_epoch=2, refine="false", align="false", cacl="false"
+        tmp_path / "none",
+        root / "intra",
+        {
+            "optim.epochs": 1,
+            "optim.iters_per_epoch": 2,
+            "refinement.enabled": "false",
+            "alignment.enabled": "false",
+            "refinement.cacl": "false",
+        },
     )
     record = train_inter(none).history[0]
     assert record["discard_ratio"] == 0.0 and record["loss_domain"] == 0.0 and "local" not in record["quality"]
 
 
 def test_missing_stage1_labels_are_explained(tmp_path):
-    config = resolve_config("inter", preset="synthetic", sets={"run_dir": str(tmp_path / "x" / "inter"), **QUIET})
-    with pytest.raises(FileNotFoundError, match="refine=True needs stage-1 local labels.*--local-labels per-camera"):
+    config = resolve_config(
+        "inter", preset="synthetic", sets={"runtime.run_dir": str(tmp_path / "x" / "inter"), **QUIET}
+    )
+    with pytest.raises(
+        FileNotFoundError, match="refinement.enabled=True needs stage-1 local labels.*--local-labels per-camera"
+    ):
         train_inter(config)
 
 
@@ -233,17 +261,17 @@ def _tensors_equal(a, b):
 
 def test_resume_after_kill_gives_the_uninterrupted_result(stage1, tmp_path):
     root, _, _ = stage1
-    common = {"epochs": 3, "deterministic": "true", "cacl_warmup": 1}
-    train_inter(_inter(tmp_path / "straight", root / "intra", **common))
-    killed = _inter(tmp_path / "killed", root / "intra", stop_after_epoch=0, **common)
+    common = {"optim.epochs": 3, "deterministic": "true", "refinement.cacl_warmup": 1}
+    train_inter(_inter(tmp_path / "straight", root / "intra", common))
+    killed = _inter(tmp_path / "killed", root / "intra", {**common, "stop_after_epoch": 0})
     with pytest.raises(RunInterrupted, match="after epoch 0"):
         train_inter(killed)
     assert len(read_log(tmp_path / "killed")) == 1
     with pytest.raises(FileExistsError, match="already holds a run"):
         train_inter(killed)
-    with pytest.raises(ValueError, match="config differs from the run being resumed.*beta"):
-        train_inter(_inter(tmp_path / "killed", root / "intra", beta=0.5, **common), resume=True)
-    train_inter(_inter(tmp_path / "killed", root / "intra", **common), resume=True)
+    with pytest.raises(ValueError, match="config differs from the run being resumed.*alignment.beta"):
+        train_inter(_inter(tmp_path / "killed", root / "intra", {**common, "alignment.beta": 0.5}), resume=True)
+    train_inter(_inter(tmp_path / "killed", root / "intra", common), resume=True)
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
     _tensors_equal(a["encoder"], b["encoder"])
@@ -255,11 +283,11 @@ def test_resume_after_kill_gives_the_uninterrupted_result(stage1, tmp_path):
 
 
 def test_stage1_resume_after_kill_gives_the_uninterrupted_labels(tmp_path):
-    common = {"synth_ids": 40, "synth_cams": 3, "deterministic": "true", "iters_per_epoch": 4}
-    straight = train_intra(_intra(tmp_path / "straight", **common))
+    common = {"synthetic.ids": 40, "synthetic.cams": 3, "deterministic": "true", "optim.iters_per_epoch": 4}
+    straight = train_intra(_intra(tmp_path / "straight", common))
     with pytest.raises(RunInterrupted):
-        train_intra(_intra(tmp_path / "killed", stop_after_epoch=2, **common))  # camera 2, epoch 1 of 2
-    resumed = train_intra(_intra(tmp_path / "killed", **common), resume=True)
+        train_intra(_intra(tmp_path / "killed", {**common, "stop_after_epoch": 2}))  # camera 2, epoch 1 of 2
+    resumed = train_intra(_intra(tmp_path / "killed", common), resume=True)
     np.testing.assert_array_equal(straight.labels, resumed.labels)
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)

@@ -12,6 +12,7 @@ from .._optional import import_optional
 import_optional("torch")  # a clear message naming the extra when torch is missing
 
 from .backbones import BACKBONES, IBN, GeM, LoadResult, ReIDNet, build_backbone, load_pretrained  # noqa: E402
+from .batchnorm import GlobalBatchNorm, convert_batchnorm  # noqa: E402
 from .distributed import (  # noqa: E402
     all_gather_tensor,
     broadcast_object,
@@ -31,6 +32,7 @@ __all__ = [
     "CameraClassifier",
     "ClusterMemory",
     "GeM",
+    "GlobalBatchNorm",
     "GradientReversal",
     "LoadResult",
     "ReIDNet",
@@ -39,6 +41,7 @@ __all__ = [
     "build_backbone",
     "camera_domain_loss",
     "cluster_centroids",
+    "convert_batchnorm",
     "extract_features",
     "gather_tensor",
     "get_rank",

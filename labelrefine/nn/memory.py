@@ -105,7 +105,8 @@ def cluster_centroids(feats: Any, labels: Any) -> torch.Tensor:
 
     Notes
     -----
-    Vectorised with ``index_add_``; memory O(N * D). Inputs are not modified.
+    A thin wrapper of the core :func:`labelrefine.cluster_centroids` (computed on the CPU,
+    once per epoch). Inputs are not modified.
 
     Examples
     --------
@@ -115,23 +116,10 @@ def cluster_centroids(feats: Any, labels: Any) -> torch.Tensor:
     tensor([[0.7071, 0.7071],
             [0.0000, 1.0000]])
     """
+    from ..cluster import cluster_centroids as core_centroids
+
     feats = _check_feats(feats)
-    labels = _check_targets(labels, feats.shape[0], name="labels").to(feats.device)
-    if labels.numel() and int(labels.min()) < -1:
-        raise ValueError(f"labels must be >= -1 (-1 = no cluster), got minimum {int(labels.min())}")
-    keep = labels >= 0
-    lab = labels[keep]
-    num = int(lab.max()) + 1 if lab.numel() else 0
-    counts = torch.bincount(lab, minlength=num)
-    if num and bool((counts == 0).any()):
-        missing = torch.nonzero(counts == 0).flatten()[:5].tolist()
-        raise ValueError(
-            f"labels must be contiguous cluster ids 0..C-1 (C = {num}); ids {missing} are unused. "
-            "Make them contiguous with labelrefine.refine.relabel(labels)"
-        )
-    x = F.normalize(feats[keep], dim=1)
-    sums = torch.zeros((num, feats.shape[1]), dtype=x.dtype, device=x.device).index_add_(0, lab, x)
-    return F.normalize(sums / counts.to(x.dtype).unsqueeze(1), dim=1)
+    return torch.from_numpy(core_centroids(feats, labels)).to(device=feats.device, dtype=feats.dtype)
 
 
 class ClusterMemory(nn.Module):

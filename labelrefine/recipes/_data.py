@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_cameras, check_labels, to_numpy
-from ._config import _Common
+from ._config import _Config, _TrainConfig
 from ._runtime import logger
 
 __all__ = [
@@ -72,26 +72,26 @@ class RunData:
         return self.query is not None and self.gallery is not None and len(self.query) > 0 and len(self.gallery) > 0
 
 
-def synthetic_splits(config: _Common) -> dict[str, np.ndarray]:
+def synthetic_splits(config: _Config) -> dict[str, np.ndarray]:
     """Camera-biased features split into train / query / gallery by identity.
 
-    Identities ``< synth_ids // 2`` train; for the others the first image of every (identity,
+    Identities ``< synthetic.ids // 2`` train; for the others the first image of every (identity,
     camera) group is a query and the rest is the gallery, so every query has gallery matches in
     the identity's other cameras (each identity is seen by at least two).
     """
     from ..synthetic import make_camera_biased
 
     data = make_camera_biased(
-        n_ids=config.synth_ids,
-        n_cams=config.synth_cams,
-        dim=config.synth_dim,
-        family_size=config.synth_family_size,
-        camera_strength=config.synth_camera_strength,
-        noise=config.synth_noise,
-        rng=config.data_seed,
+        n_ids=config.synthetic.ids,
+        n_cams=config.synthetic.cams,
+        dim=config.synthetic.dim,
+        family_size=config.synthetic.family_size,
+        camera_strength=config.synthetic.camera_strength,
+        noise=config.synthetic.noise,
+        rng=config.synthetic.seed,
     )
     pids, cams = data.pids, data.cams
-    train = pids < config.synth_ids // 2
+    train = pids < config.synthetic.ids // 2
     order = np.lexsort((np.arange(pids.size), cams, pids))
     first = np.ones(pids.size, dtype=bool)
     sorted_pc = np.stack([pids[order], cams[order]])
@@ -108,60 +108,50 @@ def synthetic_splits(config: _Common) -> dict[str, np.ndarray]:
     return out
 
 
-def _fingerprint(config: _Common) -> str:
+def _fingerprint(config: _Config) -> str:
     """Short id of the synthetic data's parameters, in the sample keys so that labels of other data never match."""
     import hashlib
 
-    values = [
-        getattr(config, name)
-        for name in (
-            "synth_ids",
-            "synth_cams",
-            "synth_dim",
-            "synth_camera_strength",
-            "synth_noise",
-            "synth_family_size",
-            "data_seed",
-        )
-    ]
+    g = config.synthetic
+    values = [g.ids, g.cams, g.dim, g.camera_strength, g.noise, g.family_size, g.seed]
     return hashlib.sha1(repr(values).encode()).hexdigest()[:8]
 
 
-def _synthreid_root(config: _Common) -> Path:
+def _synthreid_root(config: _Config) -> Path:
     from ..data import make_synthreid
 
-    root = Path(config.data_root or "data")
+    root = Path(config.data.root or "data")
     if not (root / "SynthReID").is_dir():
         logger.info(
             "generating SynthReID in %s (%d identities, %d cameras)",
             root / "SynthReID",
-            config.synthreid_ids,
-            config.synthreid_cams,
+            config.synthetic.reid_ids,
+            config.synthetic.reid_cams,
         )
         make_synthreid(
             root,
-            num_ids=config.synthreid_ids,
-            num_cams=config.synthreid_cams,
-            height=config.synthreid_height,
-            width=config.synthreid_width,
-            rng=config.data_seed,
+            num_ids=config.synthetic.reid_ids,
+            num_cams=config.synthetic.reid_cams,
+            height=config.synthetic.reid_height,
+            width=config.synthetic.reid_width,
+            rng=config.synthetic.seed,
         )
     return root
 
 
-def build_data(config: _Common, *, generate: bool = True) -> RunData:
+def build_data(config: _Config, *, generate: bool = True) -> RunData:
     """Read (or generate) the dataset of ``config`` and wrap it in torch datasets.
 
     Raises
     ------
     ValueError
-        ``data_root`` missing for a dataset on disk.
+        ``data.root`` missing for a dataset on disk.
     FileNotFoundError
-        The dataset folder is not where ``data_root`` says (the message shows the layout).
+        The dataset folder is not where ``data.root`` says (the message shows the layout).
     """
     from ..data import ArrayDataset, ImageDataset, build_transforms, load_dataset
 
-    if config.dataset == "synthetic":
+    if config.data.dataset == "synthetic":
         s = synthetic_splits(config)
         n = s["train_pids"].shape[0]
         train_cams = check_cameras(s["train_cams"], "cams")
@@ -181,24 +171,27 @@ def build_data(config: _Common, *, generate: bool = True) -> RunData:
             gallery_cams=s["gallery_cams"],
             input_dim=int(s["train_feats"].shape[1]),
         )
-    if config.dataset == "synthreid":
-        root: Path = _synthreid_root(config) if generate else Path(config.data_root or "data")
+    if config.data.dataset == "synthreid":
+        root: Path = _synthreid_root(config) if generate else Path(config.data.root or "data")
     else:
-        if config.data_root is None:
+        if config.data.root is None:
             raise ValueError(
-                f"data_root is required for dataset={config.dataset!r}: pass --data-root DIR (the folder that "
-                "holds the dataset's folder)"
+                f"data.root is required for data.dataset={config.data.dataset!r}: pass --data-root DIR (the folder "
+                "that holds the dataset's folder)"
             )
-        root = Path(config.data_root)
+        root = Path(config.data.root)
         if not root.is_dir():
-            raise FileNotFoundError(f"data_root {str(root)!r} is not a folder")
-    reid = load_dataset(config.dataset, root)
+            raise FileNotFoundError(f"data.root {str(root)!r} is not a folder")
+    reid = load_dataset(config.data.dataset, root)
     if len(reid.train) == 0:
-        raise ValueError(f"dataset {config.dataset!r} under {str(root)!r} has no training images")
-    test_t = build_transforms(config.height, config.width, train=False)
-    train_t = build_transforms(
-        config.height, config.width, train=True, flip_p=config.flip_p, pad=config.pad, erasing_p=config.erasing_p
-    )
+        raise ValueError(f"dataset {config.data.dataset!r} under {str(root)!r} has no training images")
+    test_t = build_transforms(config.data.height, config.data.width, train=False)
+    train_t = test_t  # evaluation has no augmentation section
+    if isinstance(config, _TrainConfig):
+        aug = config.augment
+        train_t = build_transforms(
+            config.data.height, config.data.width, train=True, flip_p=aug.flip_p, pad=aug.pad, erasing_p=aug.erasing_p
+        )
     cams = check_cameras(reid.train.cams, "cams")  # contiguous codes for the camera classifier
     return RunData(
         name=reid.name,

@@ -13,6 +13,7 @@ Layout of a run folder (``RUN_DIR``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,50 @@ from typing import Any
 import numpy as np
 
 from .._optional import import_optional
-from ._config import RUNTIME_KEYS, _Common, config_to_dict
+from ._config import RUNTIME_KEYS, RUNTIME_SECTION, _Config, _flatten, _TrainConfig, config_to_dict
 
 LOGGER_NAME = "labelrefine.recipes.calr"
 logger = logging.getLogger(LOGGER_NAME)
 
-__all__ = ["LOGGER_NAME", "RunInterrupted", "Session", "derive_seed", "load_torch_file", "read_log"]
+__all__ = [
+    "INPUT_ERRORS",
+    "LOGGER_NAME",
+    "RunInterrupted",
+    "Session",
+    "derive_seed",
+    "is_user_input",
+    "load_torch_file",
+    "read_log",
+    "user_input",
+]
+
+# the exception types of bad input (config values, files, folders, a missing extra)
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    ModuleNotFoundError,
+)
+
+
+@contextlib.contextmanager
+def user_input() -> Iterator[None]:
+    """Mark an :data:`INPUT_ERRORS` exception raised inside as caused by the user's input.
+
+    The command line reports a marked error in one line (exit status 2); any other exception,
+    such as a ``ValueError`` from a bug deep in training, keeps its traceback.
+    """
+    try:
+        yield
+    except INPUT_ERRORS as exc:
+        exc.user_input = True  # type: ignore[union-attr]
+        raise
+
+
+def is_user_input(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside :func:`user_input`."""
+    return bool(getattr(exc, "user_input", False))
 
 
 class RunInterrupted(RuntimeError):
@@ -124,7 +164,7 @@ class Session:
     deterministic-algorithms flag, a process group it created) on exit.
     """
 
-    config: _Common
+    config: _Config
     resume: bool = False
     rank: int = 0
     world_size: int = 1
@@ -139,34 +179,32 @@ class Session:
     _old_cudnn_deterministic: bool = False
     _old_level: int = logging.NOTSET
     _old_threads: int = 0
-    start_time: float = 0.0
 
     # ------------------------------------------------------------------ setup
     def __enter__(self) -> Session:
         torch = import_optional("torch")
         dist = torch.distributed
-        self.start_time = time.time()
         self._setup_process_group(torch, dist)
         self._setup_device(torch)
         if self.config.run_dir is None:
             raise ValueError("run_dir must be set (resolve_config chooses runs/<dataset>/<stage> by default)")
         self.run_dir = Path(self.config.run_dir)
         self._old_threads = torch.get_num_threads()
-        if self.config.num_threads is not None:
-            torch.set_num_threads(self.config.num_threads)
+        if self.config.runtime.num_threads is not None:
+            torch.set_num_threads(self.config.runtime.num_threads)
         self._old_deterministic = torch.are_deterministic_algorithms_enabled()
         self._old_benchmark = torch.backends.cudnn.benchmark
         self._old_cudnn_deterministic = torch.backends.cudnn.deterministic
-        if self.config.deterministic:
+        if self.training and self.config.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.amp = bool(self.config.amp and self.device.type == "cuda")
+        self.amp = bool(self.training and self.config.amp and self.device.type == "cuda")
         self._setup_logging()
-        if self.config.amp and not self.amp:
+        if self.training and self.config.amp and not self.amp:
             logger.warning("amp=True needs a CUDA device; training in float32 on %s", self.device)
         return self
 
@@ -178,7 +216,7 @@ class Session:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1:  # launched by torchrun: initialise from the environment
             self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-            use_cuda = self.config.device != "cpu" and torch.cuda.is_available()
+            use_cuda = self.config.runtime.device != "cpu" and torch.cuda.is_available()
             if use_cuda:
                 torch.cuda.set_device(self.local_rank)
             dist.init_process_group(backend="nccl" if use_cuda else "gloo")
@@ -186,22 +224,24 @@ class Session:
             self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
 
     def _setup_device(self, torch: Any) -> None:
-        requested = self.config.device.strip().lower()
+        requested = self.config.runtime.device.strip().lower()
         if requested == "auto":
             requested = "cuda" if torch.cuda.is_available() else "cpu"
         if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device must be available: device={self.config.device!r} but torch sees no CUDA device")
+            raise ValueError(
+                f"runtime.device must be available: device={self.config.runtime.device!r} but torch sees no CUDA device"
+            )
         if requested == "cuda" and self.world_size > 1:
             requested = f"cuda:{self.local_rank}"
         self.device = torch.device(requested)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        p = self.config.identities_per_step
-        if p % self.world_size:
+        optim = self.config.optim if self.training else None
+        if optim is not None and optim.identities_per_step % self.world_size:
             raise ValueError(
-                f"batch_size / num_instances = {p} identities per step must split evenly over the "
-                f"{self.world_size} processes (batch_size is the global batch); got batch_size="
-                f"{self.config.batch_size}, num_instances={self.config.num_instances}"
+                f"optim.batch_size / optim.num_instances = {optim.identities_per_step} identities per step must "
+                f"split evenly over the {self.world_size} processes (batch_size is the global batch); got "
+                f"batch_size={optim.batch_size}, num_instances={optim.num_instances}"
             )
 
     def _setup_logging(self) -> None:
@@ -235,6 +275,11 @@ class Session:
 
     # ------------------------------------------------------------------ helpers
     @property
+    def training(self) -> bool:
+        """Whether the config is a training stage's (evaluation has no seed, optimiser or batch)."""
+        return isinstance(self.config, _TrainConfig)
+
+    @property
     def is_main(self) -> bool:
         return self.rank == 0
 
@@ -242,13 +287,9 @@ class Session:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    @property
-    def per_device_batch(self) -> int:
-        return self.config.batch_size // self.world_size
-
     def progress(self) -> bool:
         """Whether to draw progress bars: rank 0, ``progress`` on and stderr a terminal."""
-        return bool(self.is_main and self.config.progress and sys.stderr.isatty())
+        return bool(self.is_main and self.config.runtime.progress and sys.stderr.isatty())
 
     def barrier(self) -> None:
         if self.distributed:
@@ -300,17 +341,19 @@ class Session:
         if not saved_path.is_file():
             return
         yaml = import_optional("yaml")
-        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+        saved = _flatten(yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {})
         saved.pop("stage", None)
-        current = config_to_dict(self.config)
-        changed = sorted(
-            key for key in set(saved) | set(current) if key not in RUNTIME_KEYS and saved.get(key) != current.get(key)
-        )
+        current = _flatten(config_to_dict(self.config))
+
+        def kept(key: str) -> bool:
+            return key not in RUNTIME_KEYS and not key.startswith(f"{RUNTIME_SECTION}.")
+
+        changed = sorted(key for key in set(saved) | set(current) if kept(key) and saved.get(key) != current.get(key))
         if changed:
             details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:6])
             raise ValueError(
                 f"resume: the config differs from the run being resumed in {str(self.run_dir)!r} ({details}); "
-                "resume with the same settings (only runtime keys such as device or num_workers may change)"
+                "resume with the same settings (only the runtime section, data.root and stop_after_epoch may change)"
             )
 
     def write_config(self) -> None:
@@ -333,8 +376,8 @@ class Session:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
             "world_size": self.world_size,
-            "global_batch": self.config.batch_size,
-            "per_device_batch": self.per_device_batch,
+            "global_batch": self.config.optim.batch_size,
+            "per_device_batch": self.config.optim.batch_size // self.world_size,
             "seed": self.config.seed,
             "device": str(self.device),
             "device_name": (

@@ -9,7 +9,7 @@ Commands
 --------
 ``labelrefine-calr`` (or ``python -m labelrefine.recipes.calr``)::
 
-    labelrefine-calr intra   --preset NAME --data-root DIR --run-dir DIR [--config FILE.yaml] [--set key=value ...]
+    labelrefine-calr intra   --preset NAME --data-root DIR --run-dir DIR [--config FILE.yaml] [--set SECTION.KEY=V ...]
     labelrefine-calr inter   --preset NAME --data-root DIR --run-dir DIR --local-labels STAGE1/local_labels.npz
                              [--no-refine] [--no-align] [--no-cacl] [--clustering dbscan] [--schedule NAME]
     labelrefine-calr eval    --run-dir DIR [--checkpoint FILE] [--rerank] [--flip]
@@ -19,8 +19,11 @@ Commands
 
 Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt``),
 ``--device cpu|cuda``, ``--amp`` (CUDA mixed precision), ``--deterministic``, ``--seed N``,
-``--no-progress``. Every config field can be set with ``--set key=value`` or in a YAML file
-(top-level keys for every stage, ``intra:`` / ``inter:`` / ``eval:`` sections for one).
+``--no-progress``. Every config key can be set with ``--set section.key=value`` or in a YAML file
+(``--set optim.lr=1e-4``; in YAML nested sections ``optim: {lr: 1e-4}``, at the top level for
+every stage, under ``intra:`` / ``inter:`` / ``eval:`` for one). The trainer is a class with
+named steps and hooks (:class:`Trainer`, :class:`IntraTrainer`, :class:`InterTrainer`,
+:class:`Hook`): see the docs page "Use the CALR pieces in your own trainer".
 
 Real datasets
 -------------
@@ -29,9 +32,9 @@ saved as ``resnet50.pth``. Market-1501, the CALR row of Table I (ResNet-50, glob
 pooling; mAP 82.8, rank-1 92.5)::
 
     labelrefine-calr intra --preset market1501 --data-root /data --run-dir runs/market1501/intra \\
-        --set pretrained=resnet50.pth
+        --set model.pretrained=resnet50.pth
     labelrefine-calr inter --preset market1501 --data-root /data --run-dir runs/market1501/inter \\
-        --local-labels runs/market1501/intra/local_labels.npz --set pretrained=resnet50.pth
+        --local-labels runs/market1501/intra/local_labels.npz --set model.pretrained=resnet50.pth
     labelrefine-calr eval --run-dir runs/market1501/inter
     labelrefine-calr plot runs/market1501/inter
 
@@ -43,7 +46,7 @@ weights, and ``--preset <dataset>-authors`` runs the authors' released configura
     torchrun --nproc_per_node 4 -m labelrefine.recipes.calr inter --preset market1501 --data-root /data \\
         --run-dir runs/market1501/inter --local-labels runs/market1501/intra/local_labels.npz
 
-``batch_size`` (256) is the *global* batch, split over the GPUs, and ``sync_bn`` (on) computes
+``optim.batch_size`` (256) is the *global* batch, split over the GPUs, and ``sync_bn`` (on) computes
 BatchNorm statistics over it, so the training does not change with the number of GPUs.
 
 Ablations (Tables III, IV and V use the ``-ibn-gem`` presets; docs/presets.md has every row
@@ -53,7 +56,7 @@ with the paper's numbers)::
     labelrefine-calr inter ... --no-refine                                 # Table III, CA only
     labelrefine-calr inter ... --no-align                                  # Table III, LR only
     labelrefine-calr inter ... --schedule linear                           # Table IV decays
-    labelrefine-calr inter ... --set beta=0.6                              # Table V
+    labelrefine-calr inter ... --set alignment.beta=0.6                    # Table V
     labelrefine-calr inter ... --no-refine --no-align --clustering dbscan  # Cluster-Contrast
 
 Authors' stage-1 results (``(path, label, camera)`` arrays, one ``.npy`` per camera) are used
@@ -83,10 +86,20 @@ from .._optional import import_optional
 from ._config import (
     PRESETS,
     SETTINGS,
+    AlignmentConfig,
+    AugmentConfig,
+    ClusteringConfig,
+    DataConfig,
     EvalConfig,
     InterConfig,
+    IntraClusteringConfig,
     IntraConfig,
+    ModelConfig,
+    OptimConfig,
     Preset,
+    RefinementConfig,
+    RuntimeConfig,
+    SyntheticConfig,
     config_from_dict,
     get_preset,
     parse_set,
@@ -97,16 +110,32 @@ if TYPE_CHECKING:
     from ._data import import_authors_local_labels, load_local_labels, save_local_labels
     from ._plot import plot_runs
     from ._runtime import RunInterrupted
-    from ._train import RunResult, evaluate, spawn, train_inter, train_intra
+    from ._train import InterTrainer, IntraTrainer, evaluate, spawn, train_inter, train_intra
+    from ._trainer import Hook, PseudoLabels, RunResult, Trainer
 
 __all__ = [
     "PRESETS",
+    "AlignmentConfig",
+    "AugmentConfig",
+    "ClusteringConfig",
+    "DataConfig",
     "EvalConfig",
+    "Hook",
     "InterConfig",
+    "InterTrainer",
+    "IntraClusteringConfig",
     "IntraConfig",
+    "IntraTrainer",
+    "ModelConfig",
+    "OptimConfig",
     "Preset",
+    "PseudoLabels",
+    "RefinementConfig",
     "RunInterrupted",
     "RunResult",
+    "RuntimeConfig",
+    "SyntheticConfig",
+    "Trainer",
     "config_from_dict",
     "evaluate",
     "get_preset",
@@ -128,7 +157,12 @@ _LAZY = {
     "train_inter": "._train",
     "evaluate": "._train",
     "spawn": "._train",
-    "RunResult": "._train",
+    "RunResult": "._trainer",
+    "Trainer": "._trainer",
+    "Hook": "._trainer",
+    "PseudoLabels": "._trainer",
+    "IntraTrainer": "._train",
+    "InterTrainer": "._train",
     "RunInterrupted": "._runtime",
     "plot_runs": "._plot",
     "import_authors_local_labels": "._data",
@@ -156,7 +190,9 @@ def _add_common(p: argparse.ArgumentParser, *, training: bool) -> None:
     p.add_argument("--data-root", metavar="DIR", help="folder that holds the dataset folder")
     p.add_argument("--run-dir", metavar="DIR", help="output folder (default runs/<dataset>/<stage>)")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config keys")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set any config key (repeatable)")
+    p.add_argument(
+        "--set", metavar="SECTION.KEY=VALUE", action="append", default=[], help="set any config key (repeatable)"
+    )
     p.add_argument("--device", metavar="cpu|cuda", help="device (default: cuda if available)")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -217,13 +253,13 @@ def _parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for flag, key in (
-        ("data_root", "data_root"),
-        ("run_dir", "run_dir"),
-        ("device", "device"),
+        ("data_root", "data.root"),
+        ("run_dir", "runtime.run_dir"),
+        ("device", "runtime.device"),
         ("seed", "seed"),
-        ("local_labels", "local_labels"),
-        ("clustering", "clustering"),
-        ("schedule", "p_schedule"),
+        ("local_labels", "refinement.local_labels"),
+        ("clustering", "clustering.method"),
+        ("schedule", "refinement.schedule"),
         ("checkpoint", "checkpoint"),
     ):
         value = getattr(args, flag, None)
@@ -232,10 +268,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key, value in (
         ("amp", "amp", True),
         ("deterministic", "deterministic", True),
-        ("no_progress", "progress", False),
-        ("no_refine", "refine", False),
-        ("no_align", "align", False),
-        ("no_cacl", "cacl", False),
+        ("no_progress", "runtime.progress", False),
+        ("no_refine", "refinement.enabled", False),
+        ("no_align", "alignment.enabled", False),
+        ("no_cacl", "refinement.cacl", False),
         ("rerank", "rerank", True),
         ("flip", "flip", True),
     ):
@@ -278,15 +314,17 @@ def preset_settings(name: str) -> list[tuple[str, str, str, str]]:
 
     Examples
     --------
-    >>> [row for row in preset_settings("market1501") if row[1] == "temperature"]
-    [('intra', 'temperature', '0.1', 'paper, Sec. IV-A'), ('inter', 'temperature', '0.1', 'paper, Sec. IV-A')]
+    >>> [row[::2] for row in preset_settings("market1501") if row[1] == "optim.temperature"]
+    [('intra', '0.1'), ('inter', '0.1')]
+    >>> preset_settings("market1501-authors")[0][1:]
+    ('model.backbone', 'resnet50', "authors' code, README: -a resnet50")
     """
     preset = get_preset(name)
     configs = {stage: resolve_config(stage, preset=name) for stage in ("intra", "inter")}
     rows = []
     for setting in SETTINGS:
         for stage in setting.stages:
-            value = getattr(configs[stage], setting.key)
+            value = configs[stage].get(setting.key)
             rows.append((stage, setting.key, _value_text(value), preset.source(stage, setting.key) or ""))
     rows.sort(key=lambda row: row[0] == "inter")  # stage 1 first, in the order of SETTINGS
     return rows
@@ -301,7 +339,7 @@ def _presets_text(name: str | None = None) -> str:
     for key in names:
         lines.append(f"\n{key}: every setting and its source")
         for stage, setting, value, source in preset_settings(key):
-            lines.append(f"  {stage:<5} {setting:<18} {value:<10} {source}")
+            lines.append(f"  {stage:<5} {setting:<29} {value:<10} {source}")
     return "\n".join(lines)
 
 
@@ -319,7 +357,7 @@ def _family_cell(family: str, stage: str, key: str) -> list[str]:
     for preset in PRESETS.values():
         if preset.family != family:
             continue
-        value = _value_text(getattr(resolve_config(stage, preset=preset.name), key))
+        value = _value_text(resolve_config(stage, preset=preset.name).get(key))
         groups.setdefault((value, preset.source(stage, key) or ""), []).append(preset.name)
     lines = []
     for (value, source), names in groups.items():
@@ -351,6 +389,10 @@ def settings_markdown() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``labelrefine-calr``; returns the exit status (2 for bad input).
 
+    Bad input (a config value, a missing file or folder, a missing extra) is reported in one
+    line with exit status 2; any other error, such as one from a bug during training, keeps its
+    traceback.
+
     Examples
     --------
     >>> main(["presets", "market1501"])  # doctest: +ELLIPSIS
@@ -361,44 +403,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    from ._runtime import INPUT_ERRORS, is_user_input, user_input
+
     try:
-        if args.command == "presets":
-            print(settings_markdown() if args.markdown else _presets_text(args.name))
-            return 0
-        if args.command == "plot":
-            from ._plot import plot_runs
-
-            print(f"wrote {plot_runs(args.run_dirs, args.output)}")
-            return 0
-        if args.command == "import-local":
-            return _import_local(args)
-        config = _build(args.command, args)
-        _check_run_dir(config.run_dir)
-        import_optional("torch")  # names the extra to install, before _train imports torch
+        if args.command in ("presets", "plot", "import-local"):
+            with user_input():
+                return _tool(args)
+        with user_input():
+            config = _build(args.command, args)
+            _check_run_dir(config.runtime.run_dir)
+            import_optional("torch")  # names the extra to install, before _train imports torch
         if args.command == "eval":
-            from ._train import evaluate
-
-            metrics = evaluate(config)
-            if metrics is not None:
-                print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-            return 0
-        from ._runtime import RunInterrupted
-        from ._train import train_inter, train_intra
-
-        try:
-            result = (train_intra if args.command == "intra" else train_inter)(config, resume=args.resume)
-        except RunInterrupted as stop:
-            print(str(stop), file=sys.stderr)
-            return 0
-        except KeyboardInterrupt:
-            again = [a for a in argv if a != "--resume"] + ["--resume"]
-            if "--run-dir" not in argv and not any(a.startswith("--run-dir=") for a in argv):
-                again += ["--run-dir", str(config.run_dir)]
-            print(f"\ninterrupted; continue the run with: {shlex.join(['labelrefine-calr', *again])}", file=sys.stderr)
-            return 130
-        print(f"finished; results in {result.run_dir}")
-        return 0
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ModuleNotFoundError) as exc:
+            return _evaluate(config)
+        return _train(args.command, config, args.resume, argv)
+    except INPUT_ERRORS as exc:
+        if not is_user_input(exc):
+            raise
         print(f"labelrefine-calr: error: {exc}", file=sys.stderr)
         return 2
 
@@ -413,10 +433,50 @@ def _check_run_dir(run_dir: Any) -> None:
             break
 
 
+def _tool(args: argparse.Namespace) -> int:
+    if args.command == "presets":
+        print(settings_markdown() if args.markdown else _presets_text(args.name))
+        return 0
+    if args.command == "plot":
+        from ._plot import plot_runs
+
+        print(f"wrote {plot_runs(args.run_dirs, args.output)}")
+        return 0
+    return _import_local(args)
+
+
+def _evaluate(config: EvalConfig) -> int:
+    from ._train import evaluate
+
+    metrics = evaluate(config)
+    if metrics is not None:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    return 0
+
+
+def _train(stage: str, config: IntraConfig | InterConfig, resume: bool, argv: list[str]) -> int:
+    from ._runtime import RunInterrupted
+    from ._train import train_inter, train_intra
+
+    try:
+        result = (train_intra if stage == "intra" else train_inter)(config, resume=resume)
+    except RunInterrupted as stop:
+        print(str(stop), file=sys.stderr)
+        return 0
+    except KeyboardInterrupt:
+        again = [a for a in argv if a != "--resume"] + ["--resume"]
+        if "--run-dir" not in argv and not any(a.startswith("--run-dir=") for a in argv):
+            again += ["--run-dir", str(config.runtime.run_dir)]
+        print(f"\ninterrupted; continue the run with: {shlex.join(['labelrefine-calr', *again])}", file=sys.stderr)
+        return 130
+    print(f"finished; results in {result.run_dir}")
+    return 0
+
+
 def _import_local(args: argparse.Namespace) -> int:
     from ._data import build_data, import_authors_local_labels, save_local_labels
 
-    overrides = {"data_root": args.data_root} if args.data_root else {}
+    overrides = {"data.root": args.data_root} if args.data_root else {}
     config = resolve_config("intra", preset=args.preset, overrides=overrides, sets=parse_set(args.set))
     data = build_data(config, generate=False)
     files: Any = args.files[0] if len(args.files) == 1 else args.files
