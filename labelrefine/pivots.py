@@ -18,10 +18,12 @@ from ._validation import (
     to_numpy,
 )
 
-__all__ = ["PIVOT_RULES", "neighbours_without_self", "pivot_scores", "select_pivots"]
+__all__ = ["LINKED_RULES", "PIVOT_RULES", "neighbours_without_self", "pivot_scores", "select_pivots"]
 
-PivotRule = Literal["linked", "all", "camera", "cluster", "reference"]
-PIVOT_RULES: tuple[str, ...] = ("linked", "all", "camera", "cluster", "reference")
+PivotRule = Literal["linked", "camera-linked", "all", "camera", "cluster", "reference"]
+PIVOT_RULES: tuple[str, ...] = ("linked", "camera-linked", "all", "camera", "cluster", "reference")
+# rules whose pivots also vouch for local clusters linked to theirs by mutual nearest neighbours
+LINKED_RULES: tuple[str, ...] = ("linked", "camera-linked")
 ScoreFormula = Literal["eq4", "reference"]
 
 # Keeps Eq. 4 finite when every distance is 0 (all features identical).
@@ -154,13 +156,14 @@ def select_pivots(
         Global cluster ids, -1 = outlier (outliers are never pivots).
     cams : array-like of shape (N,)
         Camera of each sample (any hashable ids).
-    rule : {"linked", "all", "camera", "cluster", "reference"}, default "linked"
+    rule : {"linked", "camera-linked", "all", "camera", "cluster", "reference"}, default "linked"
         ``"linked"`` and ``"all"``: every eligible sample is a pivot, the paper's sentence taken
         literally ("we select samples with score higher than the mean of all score values as
         the pivots", Sec. III-C); the two differ in what a pivot vouches for, see
-        :func:`labelrefine.refine`. ``"camera"``: in each (global cluster, camera) group, the
-        eligible member with the highest score (ties: lowest index). ``"cluster"``: one pivot per global cluster, the
-        eligible member with the highest score. ``"reference"``: one pivot per global
+        :func:`labelrefine.refine`. ``"camera"`` and ``"camera-linked"``: in each (global
+        cluster, camera) group, the eligible member with the highest score (ties: lowest
+        index). ``"cluster"``: one pivot per global cluster, the eligible member with the
+        highest score. ``"reference"``: one pivot per global
         cluster, the *last* eligible member in sample order (the authors' released code).
 
     Returns
@@ -191,7 +194,8 @@ def select_pivots(
         return eligible
     # Sort each group's eligible members best first and keep the first of each group. lexsort is
     # stable and `eligible` ascends, so equal scores keep the lowest index first.
-    groups = [labels[eligible], cam_codes[eligible]] if rule == "camera" else [labels[eligible]]
+    per_camera = rule in ("camera", "camera-linked")
+    groups = [labels[eligible], cam_codes[eligible]] if per_camera else [labels[eligible]]
     best_first = -eligible if rule == "reference" else -scores[eligible]
     order = np.lexsort([best_first, *groups[::-1]])
     sorted_groups = np.stack(groups)[:, order]

@@ -20,6 +20,7 @@ from ._validation import (
     to_numpy,
 )
 from .pivots import (
+    LINKED_RULES,
     PIVOT_RULES,
     PivotRule,
     ScoreFormula,
@@ -177,7 +178,7 @@ def refine(
     p : float in [0, 1], default 1.0
         Discard probability (decay it over epochs with :mod:`labelrefine.schedules`). ``p = 0``
         returns the labels unchanged; ``p = 1`` is deterministic.
-    rule : {"linked", "all", "camera", "cluster", "reference"}, default "linked"
+    rule : {"linked", "camera-linked", "all", "camera", "cluster", "reference"}, default "linked"
         Which samples are pivots and what they vouch for. ``"all"``: every sample above the
         mean score is a pivot (paper Sec. III-C taken literally); a member is kept when its
         local cluster holds a pivot of its group. ``"linked"`` (default): as ``"all"``, and a
@@ -185,14 +186,15 @@ def refine(
         cluster of the same group are mutual nearest neighbours (each among the other's first
         ``link_k`` neighbours): stage-1 local clusters are fragments of identities, and this
         joins a fragment to its neighbour instead of cutting it. ``"camera"``: one pivot per
-        group, the best score. ``"cluster"``: one pivot per global cluster, the best score,
+        group, the best score. ``"camera-linked"``: the pivots of ``"camera"``, vouching like
+        ``"linked"``. ``"cluster"``: one pivot per global cluster, the best score,
         refining its camera only. ``"reference"``: the authors' released code (its scores,
         its pivot choice, see :func:`select_pivots`). The choice is measured in
         ``benchmarks/refine_quality.py`` (docs: "Choosing a pivot rule").
     link_k : int, optional
         Neighbours (other than the sample) in which the ``"linked"`` rule looks for mutual
         neighbours, ``1 <= link_k <= k``; default ``min(10, k)`` (the value measured in
-        ``benchmarks/refine_quality.py``). Ignored by the other rules.
+        ``benchmarks/refine_quality.py``). Used by ``"linked"`` and ``"camera-linked"`` only.
     min_sim : float, default 0.5
         Similarity cut-off of the ``"reference"`` score; ignored by the other rules.
     rng : int, numpy.random.Generator or None
@@ -235,7 +237,7 @@ def refine(
     cam_codes = check_cameras(cams, "cams", n=g.shape[0])
     chosen = select_pivots(scores, g, cam_codes, rule=rule)
     links = None
-    if rule == "linked":
+    if rule in LINKED_RULES:
         link_k = min(10, k) if link_k is None else check_int(link_k, "link_k", low=1, high=k)
         links = neighbours_without_self(indices, distances, link_k)[0]
     return refine_with_pivots(g, local_labels, cam_codes, chosen, links=links, p=p, rng=rng, scores=scores)

@@ -64,17 +64,21 @@ def loop_refine(g, local, cams, scores, rule):
     return np.array(out)
 
 
-def loop_refine_all(g, local, cams, scores, links=None):
+def loop_refine_all(g, local, cams, scores, links=None, one_pivot=False):
     """Every above-mean sample a pivot; a member is kept when its local cluster holds a pivot of its
     (cluster, camera) group, or, given ``links`` (each row: the sample's neighbours), when one of its
     members and a member of a kept local cluster of the group are in each other's rows (repeated
-    until nothing changes)."""
+    until nothing changes). With ``one_pivot``, only the best above-mean member of each group is a pivot
+    (ties: lowest index), as in the "camera" rule."""
     n = len(g)
     mean = np.mean(scores)
     out = list(g)
     for key in {(g[i], cams[i]) for i in range(n) if g[i] != -1}:
         members = [i for i in range(n) if (g[i], cams[i]) == key]
-        kept = {local[i] for i in members if scores[i] > mean and local[i] != -1}
+        pivots = [i for i in members if scores[i] > mean]
+        if one_pivot and pivots:
+            pivots = [min(pivots, key=lambda i: (-scores[i], i))]
+        kept = {local[i] for i in pivots if local[i] != -1}
         if not kept:
             continue
         while links is not None:
@@ -134,6 +138,9 @@ def test_all_and_linked_rules_equal_loop(problem, link_k):
     linked = refine(g, local, cams, knn=graph, k=k, rule="linked", link_k=link_k)
     links = [set(row[1 : link_k + 1].tolist()) for row in graph[0]]
     np.testing.assert_array_equal(linked.labels, loop_refine_all(g, local, cams, scores, links))
+    camera_linked = refine(g, local, cams, knn=graph, k=k, rule="camera-linked", link_k=link_k)
+    expected = loop_refine_all(g, local, cams, scores, links, one_pivot=True)
+    np.testing.assert_array_equal(camera_linked.labels, expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -407,7 +414,8 @@ def test_k_out_of_range(k):
 
 def test_unknown_rule():
     with pytest.raises(
-        ValueError, match="rule must be one of 'linked', 'all', 'camera', 'cluster', 'reference'; got 'best'"
+        ValueError,
+        match="rule must be one of 'linked', 'camera-linked', 'all', 'camera', 'cluster', 'reference'; got 'best'",
     ):
         refine(G, L, C, FEATS, k=2, rule="best")
 
