@@ -378,8 +378,8 @@ def cluster_camera(
     (True, True)
     """
     x = check_features(feats)
-    method = check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
-    linkage = check_choice(linkage, "linkage", ("average", "complete", "single"))
+    check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
+    check_choice(linkage, "linkage", ("average", "complete", "single"))
     images_per_cluster = check_int(images_per_cluster, "images_per_cluster", low=1)
     k1 = check_int(k1, "k1", low=1)
     k2 = check_int(k2, "k2", low=1, high=k1)

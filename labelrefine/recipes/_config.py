@@ -20,7 +20,7 @@ import math
 import numbers
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -790,8 +790,13 @@ def config_class(stage: str) -> type[_Config]:
     return _CLASSES[check_choice(stage, "stage", STAGES)]
 
 
-def _sections(cls: type[_Config]) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in fields(cls) if f.default_factory is not dataclasses.MISSING}
+def _sections(cls: type[_Config]) -> dict[str, Callable[[], _Section]]:
+    """The sections of a stage config: field name -> the section's default factory."""
+    factories: dict[str, Callable[[], _Section]] = {}
+    for f in fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            factories[f.name] = f.default_factory
+    return factories
 
 
 def config_keys(cls: type[_Config]) -> list[str]:
@@ -894,8 +899,8 @@ def config_from_dict(cls: type[_Config], values: Mapping[str, Any], *, parse_str
             inner[section][name] = _convert(key, value, section_hints[name], parse_strings=parse_strings)
         else:
             top[key] = _convert(key, value, hints[key], parse_strings=parse_strings)
-    for name, f in sections.items():
-        top[name] = dataclasses.replace(f.default_factory(), **inner[name])
+    for name, factory in sections.items():
+        top[name] = dataclasses.replace(factory(), **inner[name])
     return cls(**top)
 
 

@@ -67,7 +67,8 @@ def user_input() -> Iterator[None]:
     try:
         yield
     except INPUT_ERRORS as exc:
-        exc.user_input = True  # type: ignore[union-attr]
+        # a mark on this instance (exception types declare no such attribute), read by is_user_input
+        exc.user_input = True  # type: ignore[attr-defined]
         raise
 
 
@@ -195,16 +196,17 @@ class Session:
         self._old_deterministic = torch.are_deterministic_algorithms_enabled()
         self._old_benchmark = torch.backends.cudnn.benchmark
         self._old_cudnn_deterministic = torch.backends.cudnn.deterministic
-        if self.training and self.config.deterministic:
+        train = self.train_config
+        if train is not None and train.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.amp = bool(self.training and self.config.amp and self.device.type == "cuda")
+        self.amp = bool(train is not None and train.amp and self.device.type == "cuda")
         self._setup_logging()
-        if self.training and self.config.amp and not self.amp:
+        if train is not None and train.amp and not self.amp:
             logger.warning("amp=True needs a CUDA device; training in float32 on %s", self.device)
         return self
 
@@ -236,7 +238,8 @@ class Session:
         self.device = torch.device(requested)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        optim = self.config.optim if self.training else None
+        train = self.train_config
+        optim = train.optim if train is not None else None
         if optim is not None and optim.identities_per_step % self.world_size:
             raise ValueError(
                 f"optim.batch_size / optim.num_instances = {optim.identities_per_step} identities per step must "
@@ -275,9 +278,20 @@ class Session:
 
     # ------------------------------------------------------------------ helpers
     @property
+    def train_config(self) -> _TrainConfig | None:
+        """The config if it is a training stage's; ``None`` for evaluation (no seed, optimiser or batch)."""
+        return self.config if isinstance(self.config, _TrainConfig) else None
+
+    @property
     def training(self) -> bool:
         """Whether the config is a training stage's (evaluation has no seed, optimiser or batch)."""
-        return isinstance(self.config, _TrainConfig)
+        return self.train_config is not None
+
+    def _require_training(self, what: str) -> _TrainConfig:
+        train = self.train_config
+        if train is None:
+            raise TypeError(f"{what} needs a training stage's config, not a {self.config.STAGE!r} config")
+        return train
 
     @property
     def is_main(self) -> bool:
@@ -298,8 +312,9 @@ class Session:
     def seed_everything(self) -> None:
         """Seed Python's and torch's global generators (augmentation, initialisation) from ``seed``."""
         torch = import_optional("torch")
-        random.seed(self.config.seed)
-        torch.manual_seed(self.config.seed)
+        seed = self._require_training("seed_everything").seed
+        random.seed(seed)
+        torch.manual_seed(seed)
 
     # ------------------------------------------------------------------ run folder
     @property
@@ -363,6 +378,7 @@ class Session:
 
     def write_env(self, checkpoint: dict[str, Any] | None) -> None:
         torch = import_optional("torch")
+        train = self._require_training("write_env")
         path = self.run_dir / "env.json"
         history = []
         if checkpoint is not None and path.is_file():
@@ -376,17 +392,17 @@ class Session:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
             "world_size": self.world_size,
-            "global_batch": self.config.optim.batch_size,
-            "per_device_batch": self.config.optim.batch_size // self.world_size,
-            "seed": self.config.seed,
+            "global_batch": train.optim.batch_size,
+            "per_device_batch": train.optim.batch_size // self.world_size,
+            "seed": train.seed,
             "device": str(self.device),
             "device_name": (
                 torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor()
             ),
             "cuda": torch.version.cuda,
-            "deterministic": self.config.deterministic,
+            "deterministic": train.deterministic,
             "amp": self.amp,
-            "sync_bn": bool(self.config.sync_bn and self.distributed),
+            "sync_bn": bool(train.sync_bn and self.distributed),
             "torch_threads": torch.get_num_threads(),
             "argv": sys.argv,
             "resumed_from_epoch": None if checkpoint is None else checkpoint.get("epoch"),

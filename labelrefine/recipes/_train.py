@@ -11,18 +11,18 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.utils.data import Subset
 
 from .._validation import KnnGraph
 from ..cluster import camera_weights, cluster_camera, cluster_per_camera, dbscan_cluster, infomap_cluster
 from ..neighbors import jaccard_distance, knn
 from ..nn import CameraClassifier, broadcast_object, grl_lambda
+from ..pivots import PivotRule
 from ..refine import refine, relabel
 from ..schedules import get_schedule
 from ._config import EvalConfig, InterConfig, IntraConfig, _TrainConfig, config_class, config_from_dict, config_to_dict
@@ -80,9 +80,11 @@ class IntraTrainer(Trainer):
     def cluster_camera(self, feats: np.ndarray) -> np.ndarray:
         """Local labels of the current camera's features (``clustering`` section)."""
         c = self.config.clustering
+        # IntraClusteringConfig checks method against these choices (and cluster_camera again)
+        method = cast(Literal["agglomerative", "dbscan", "infomap"], c.method)
         return cluster_camera(
             feats,
-            method=c.method,
+            method=method,
             images_per_cluster=c.images_per_cluster,
             k1=c.k1,
             k2=c.k2,
@@ -138,12 +140,13 @@ class IntraTrainer(Trainer):
             session.world_size,
             session.device,
         )
-        self.net = None
+        built = False
         for ci in range(start_cam, self.cameras.size):
             self.camera_index, self.members = ci, np.flatnonzero(data.train_cams == self.cameras[ci])
             encoder = self.build_encoder()
             encoder.load_state_dict(initial_state)
             self.build(encoder)
+            built = True
             if self.checkpoint is not None and ci == int(self.checkpoint["camera_index"]) and start_epoch > 0:
                 self.load_states(self.checkpoint)
             for epoch in range(start_epoch, epochs):
@@ -153,7 +156,7 @@ class IntraTrainer(Trainer):
             start_epoch = 0
         if session.is_main:
             save_local_labels(session.run_dir / "local_labels.npz", self.local, data.train_keys, data.train_cams)
-        if self.net is None:  # resumed after the last camera: the encoder of the run is the initial one
+        if not built:  # resumed after the last camera: the encoder of the run is the initial one
             self.build(initial)
 
     def result(self) -> RunResult:
@@ -258,6 +261,9 @@ class InterTrainer(Trainer):
 
     STAGE = "inter"
     config: InterConfig
+    local: np.ndarray | None
+    labels: np.ndarray | None
+    metrics: dict[str, Any] | None
 
     def epoch_seed(self, epoch: int) -> int:
         return derive_seed(self.config.seed, _STAGE_CODE["inter"], epoch)
@@ -276,7 +282,7 @@ class InterTrainer(Trainer):
                 f"got k1={c.k1}"
             )
 
-    def build_classifier(self, dim: int) -> nn.Module | None:
+    def build_classifier(self, dim: int) -> CameraClassifier | None:
         """A :class:`labelrefine.nn.CameraClassifier` with alignment on and two cameras or more."""
         a = self.config.alignment
         if not a.enabled:
@@ -350,7 +356,7 @@ class InterTrainer(Trainer):
             knn=graph,
             k=self.config.clustering.k,
             p=p,
-            rule=r.rule,
+            rule=cast(PivotRule, r.rule),  # RefinementConfig checks rule against PIVOT_RULES (and refine again)
             min_sim=self.config.clustering.min_sim,
             rng=self.epoch_seed(epoch),
         )

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -33,16 +33,31 @@ from .._optional import import_optional
 from ..cluster import cluster_centroids
 from ..data import PKSampler
 from ..metrics import cluster_report
-from ..nn import ClusterMemory, all_gather_tensor, broadcast_object, camera_domain_loss, convert_batchnorm
+from ..nn import (
+    CameraClassifier,
+    ClusterMemory,
+    all_gather_tensor,
+    broadcast_object,
+    camera_domain_loss,
+    convert_batchnorm,
+)
 from ..nn import extract_features as _extract_features
 from ..refine import relabel
 from ..retrieval import evaluate_retrieval
-from ._config import OptimConfig, RuntimeConfig, _TrainConfig
+from ._config import AlignmentConfig, OptimConfig, RuntimeConfig, _TrainConfig
 from ._data import RunData, build_data
 from ._models import TrainNet, build_encoder
 from ._runtime import RunInterrupted, Session, logger, read_log, user_input
 
 __all__ = ["Hook", "PseudoLabels", "RunResult", "Trainer"]
+
+
+@runtime_checkable
+class _AlignedConfig(Protocol):
+    """A training config with a camera-domain loss section (:class:`InterConfig`)."""
+
+    @property
+    def alignment(self) -> AlignmentConfig: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,7 +188,7 @@ class Trainer:
         """The encoder: maps a batch of inputs ``batch["img"]`` to embeddings (B, D)."""
         return build_encoder(self.config.model, self.data.input_dim)
 
-    def build_classifier(self, dim: int) -> nn.Module | None:
+    def build_classifier(self, dim: int) -> CameraClassifier | None:
         """The camera classifier on the ``dim``-wide embedding (``None``: no domain loss)."""
         return None
 
@@ -185,9 +200,15 @@ class Trainer:
     def build_optimizer(self, net: TrainNet) -> tuple[torch.optim.Optimizer, Any]:
         """Optimiser over the encoder (and the classifier, at ``cam_lr_mult`` x lr) and its step schedule."""
         o = self.config.optim
-        groups = [{"params": [p for p in net.encoder.parameters() if p.requires_grad]}]
+        groups: list[dict[str, Any]] = [{"params": [p for p in net.encoder.parameters() if p.requires_grad]}]
         if net.classifier is not None:
-            lr = o.lr * self.config.alignment.cam_lr_mult
+            config = self.config
+            if not isinstance(config, _AlignedConfig):
+                raise TypeError(
+                    f"a camera classifier trains at alignment.cam_lr_mult x optim.lr, but the "
+                    f"{type(config).__name__} has no alignment section"
+                )
+            lr = o.lr * config.alignment.cam_lr_mult
             groups.append({"params": [p for p in net.classifier.parameters() if p.requires_grad], "lr": lr})
         if o.optimizer == "sgd":
             optimizer: torch.optim.Optimizer = torch.optim.SGD(
@@ -204,7 +225,10 @@ class Trainer:
         dim = self.embedding_dim(encoder)
         net = TrainNet(encoder, self.build_classifier(dim))
         if session.distributed and self.config.sync_bn:
-            net = convert_batchnorm(net, session.device)
+            converted = convert_batchnorm(net, session.device)
+            if not isinstance(converted, TrainNet):  # never: a root that is no BatchNorm layer comes back
+                raise TypeError(f"convert_batchnorm returned a {type(converted).__name__}, not the TrainNet")
+            net = converted
         self.net = net.to(session.device)
         self.model: nn.Module = self.net
         if session.distributed:

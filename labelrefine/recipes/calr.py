@@ -415,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_optional("torch")  # names the extra to install, before _train imports torch
         if args.command == "eval":
             return _evaluate(config)
-        return _train(args.command, config, args.resume, argv)
+        return _train(config, args.resume, argv)
     except INPUT_ERRORS as exc:
         if not is_user_input(exc):
             raise
@@ -454,12 +454,16 @@ def _evaluate(config: EvalConfig) -> int:
     return 0
 
 
-def _train(stage: str, config: IntraConfig | InterConfig, resume: bool, argv: list[str]) -> int:
+def _train(config: IntraConfig | InterConfig, resume: bool, argv: list[str]) -> int:
     from ._runtime import RunInterrupted
     from ._train import train_inter, train_intra
 
     try:
-        result = (train_intra if stage == "intra" else train_inter)(config, resume=resume)
+        # the config's class is its stage's (resolve_config builds config_class(stage))
+        if isinstance(config, IntraConfig):
+            result = train_intra(config, resume=resume)
+        else:
+            result = train_inter(config, resume=resume)
     except RunInterrupted as stop:
         print(str(stop), file=sys.stderr)
         return 0
