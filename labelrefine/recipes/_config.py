@@ -1357,11 +1357,19 @@ def _authors_preset(dataset: str) -> Preset:
 _CPU = "our choice: sized for a CPU run on generated data"
 
 
-def _cpu_preset(name: str, description: str, overrides: dict[str, Any], stage_overrides: dict[str, Any]) -> Preset:
+def _cpu_preset(
+    name: str,
+    description: str,
+    overrides: dict[str, Any],
+    stage_overrides: dict[str, Any],
+    reasons: dict[str, str] | None = None,
+) -> Preset:
+    """A preset of generated data; its settings' source is ``_CPU`` unless ``reasons`` names another."""
     keys = {s.key for s in SETTINGS}
     sources = {key: _CPU for key in overrides if key in keys}
     for stage, values in stage_overrides.items():
         sources.update({f"{stage}.{key}": _CPU for key in values if key in keys})
+    sources.update(reasons or {})
     return Preset(
         name,
         description,
@@ -1440,7 +1448,12 @@ PRESETS["synthetic"] = _cpu_preset(
             "optim.num_instances": 4,
             "refinement.cacl_warmup": 2,
             "alignment.epochs": 1,
+            "refinement.rule": "camera-linked",
         },
+    },
+    {
+        "inter.refinement.rule": "our choice: this preset's stage 1 gives about one local cluster per person and "
+        "camera (not fragments), where one pivot per group is the most precise (docs/pivot-rules.md)",
     },
 )
 del _dataset, _preset
