@@ -1448,12 +1448,13 @@ PRESETS["synthetic"] = _cpu_preset(
             "optim.num_instances": 4,
             "refinement.cacl_warmup": 2,
             "alignment.epochs": 1,
-            "refinement.rule": "camera-linked",
+            "refinement.rule": "camera",
         },
     },
     {
-        "inter.refinement.rule": "our choice: this preset's stage 1 gives about one local cluster per person and "
-        "camera (not fragments), where one pivot per group is the most precise (docs/pivot-rules.md)",
+        "inter.refinement.rule": "our choice: this preset's stage 1 gives 1 to 2 local clusters per person and "
+        "camera with noisy features, where one pivot per group is the most precise and linking keeps look-alikes "
+        "(docs/benchmarks.md, ablations)",
     },
 )
 del _dataset, _preset
