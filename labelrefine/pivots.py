@@ -36,13 +36,23 @@ def graph_from(feats: Any, knn: Any, k: int, neighbours: int) -> KnnGraph:
         raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
     if knn is None:
         x = check_features(feats)
-        check_int(k, "k", low=2, high=x.shape[0] - 1)
+        _check_k(k, x.shape[0], "feats")
         from .neighbors import knn as compute_knn
 
         return compute_knn(x, neighbours)
     graph = check_knn_graph(knn)
-    check_int(k, "k", low=2, high=graph.indices.shape[0] - 1)
+    _check_k(k, graph.indices.shape[0], "knn")
     return graph
+
+
+def _check_k(k: int, n: int, source: str) -> None:
+    """``2 <= k <= n - 1``, with a message that says so when n is too small for any k."""
+    if n < 3:
+        raise ValueError(
+            f"pivot scores need at least 3 samples (k >= 2 neighbours other than the sample itself); "
+            f"{source} has {n} rows"
+        )
+    check_int(k, "k", low=2, high=n - 1)
 
 
 def neighbours_without_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

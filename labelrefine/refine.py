@@ -295,10 +295,16 @@ def refine_with_pivots(
     local = check_labels(local_labels, "local_labels")
     cam_codes = check_cameras(cams, "cams")
     n = check_same_length(global_labels=g, local_labels=local, cams=cam_codes)
-    chosen = check_labels(pivots, "pivots")
+    chosen = to_numpy(pivots, "pivots")
+    if chosen.size == 0:
+        chosen = np.zeros(0, dtype=np.int64)
+    if chosen.ndim != 1 or chosen.dtype == bool or not np.issubdtype(chosen.dtype, np.integer):
+        raise TypeError(
+            f"pivots must be a 1-D array of sample indices (integers), got shape {chosen.shape}, dtype {chosen.dtype}"
+        )
     if chosen.size and (chosen.min() < 0 or chosen.max() >= n):
         raise ValueError(f"pivots must be sample indices in [0, {n}), got values in [{chosen.min()}, {chosen.max()}]")
-    chosen = unique_sorted(chosen)
+    chosen = unique_sorted(chosen.astype(np.int64))
     p = check_probability(p, "p")
     generator = as_rng(rng)
     score_array = np.full(n, np.nan)
@@ -314,10 +320,10 @@ def refine_with_pivots(
     group[clustered] = np.unique(relabel(g)[clustered] * n_cams + cam_codes[clustered], return_inverse=True)[1]
     local_code = relabel(local)
     vouching = chosen[(group[chosen] >= 0) & (local_code[chosen] >= 0)]
-    refined_group = np.zeros(int(group.max()) + 2, dtype=bool)  # last slot: group -1 is never refined
+    refined_group = np.zeros(int(group.max(initial=-1)) + 2, dtype=bool)  # last slot: group -1 is never refined
     refined_group[group[vouching]] = True
     # local ids are unique per camera, so (group, local cluster) pairs name the vouched local clusters
-    pair = group * (int(local_code.max()) + 2) + local_code
+    pair = group * (int(local_code.max(initial=-1)) + 2) + local_code
     vouched = is_member(pair, pair[vouching]) & (local_code >= 0)
     if links is not None:
         vouched = _join_linked(links, group, pair, vouched, refined_group, local_code >= 0)

@@ -11,6 +11,7 @@ per-camera clustering separates look-alikes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -130,6 +131,9 @@ def make_camera_biased(
     for name, value in (("family_spread", family_spread), ("camera_strength", camera_strength), ("noise", noise)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
             raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    _check_fragments(local_fragments, local_cluster_size, "local_fragments", "local_cluster_size")
+    _check_impurity(local_impurity, "local_impurity")
+    check_probability(local_noise, "local_noise")
     generator = as_rng(rng)
 
     families = _normalise(generator.normal(size=(-(-n_ids // family_size), dim)))
@@ -157,6 +161,25 @@ def make_camera_biased(
         local_labels=local,
         families=family_of[pids].astype(np.int64),
     )
+
+
+def _check_fragments(fragments: Any, cluster_size: Any, fragments_name: str, size_name: str) -> None:
+    """Pieces per identity-in-camera: a count >= 1, or a cluster size >= 1 instead (not both)."""
+    check_int(fragments, fragments_name, low=1)
+    if cluster_size is None:
+        return
+    if isinstance(cluster_size, bool) or not isinstance(cluster_size, (int, float)) or not cluster_size >= 1:
+        raise ValueError(f"{size_name} must be a number >= 1 (images per local cluster), got {cluster_size!r}")
+    if fragments != 1:
+        raise ValueError(f"give {fragments_name} or {size_name}, not both; got {fragments} and {cluster_size}")
+
+
+def _check_impurity(impurity: Any, name: str) -> float:
+    """A fraction of impure local clusters, in [0, 1)."""
+    value = check_probability(impurity, name)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be below 1 (a fraction of impure local clusters), got {value}")
+    return value
 
 
 def _group_codes(*keys: np.ndarray) -> tuple[np.ndarray, int]:
@@ -205,12 +228,7 @@ def fragment_local_labels(
     >>> fragment_local_labels(np.zeros(4), np.zeros(4), fragments=2).tolist().count(0)
     2
     """
-    fragments = check_int(fragments, "fragments", low=1)
-    if cluster_size is not None:
-        if isinstance(cluster_size, bool) or not isinstance(cluster_size, (int, float)) or not cluster_size >= 1:
-            raise ValueError(f"cluster_size must be a number >= 1 (images per local cluster), got {cluster_size!r}")
-        if fragments != 1:
-            raise ValueError(f"give fragments or cluster_size, not both; got fragments={fragments}, {cluster_size=}")
+    _check_fragments(fragments, cluster_size, "fragments", "cluster_size")
     generator = as_rng(rng)
     pids, cams = np.asarray(pids), np.asarray(cams)
     group, n_groups = _group_codes(pids, cams)
@@ -265,9 +283,7 @@ def merge_look_alikes(
     >>> merged.tolist()
     [0, 0, 0, 0]
     """
-    impurity = check_probability(impurity, "impurity")
-    if impurity >= 1.0:
-        raise ValueError(f"impurity must be below 1 (a fraction of impure local clusters), got {impurity}")
+    impurity = _check_impurity(impurity, "impurity")
     generator = as_rng(rng)
     labels = np.asarray(local_labels, dtype=np.int64)
     pids, cams, families = np.asarray(pids), np.asarray(cams), np.asarray(families)

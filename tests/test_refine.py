@@ -428,8 +428,23 @@ def test_link_k_out_of_range():
 def test_refine_with_pivots_bad_pivots():
     with pytest.raises(ValueError, match=r"pivots must be sample indices in \[0, 6\), got values in \[0, 6\]"):
         refine_with_pivots(G, L, C, [0, 6])
-    with pytest.raises(TypeError, match="pivots must hold integers"):
+    with pytest.raises(TypeError, match=r"pivots must be a 1-D array of sample indices .* dtype float64"):
         refine_with_pivots(G, L, C, [0.5])
+    with pytest.raises(TypeError, match=r"pivots must be a 1-D array of sample indices .* dtype bool"):
+        refine_with_pivots(G, L, C, [True, False])
+
+
+def test_refine_with_pivots_on_empty_input():
+    result = refine_with_pivots([], [], [], [])
+    assert (result.n_samples, result.n_groups, result.n_discarded) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("source", ["feats", "knn"])
+def test_too_few_samples_for_any_k(source):
+    feats = np.eye(2)
+    inputs = {"feats": feats} if source == "feats" else {"knn": brute_knn(feats, 2)}
+    with pytest.raises(ValueError, match=rf"pivot scores need at least 3 samples .*; {source} has 2 rows"):
+        refine([0, 0], [1, 2], [0, 0], k=2, **inputs)
 
 
 def test_refine_with_pivots_bad_links_and_scores():

@@ -98,14 +98,20 @@ def test_same_rng_same_data_and_inputs_unchanged():
 
 
 def test_bad_knobs():
-    with pytest.raises(ValueError, match="give fragments or cluster_size, not both"):
+    with pytest.raises(ValueError, match="give local_fragments or local_cluster_size, not both; got 2 and 5"):
         make_camera_biased(10, 3, local_fragments=2, local_cluster_size=5)
     with pytest.raises(ValueError, match=r"cluster_size must be a number >= 1 .* got 0.5"):
         fragment_local_labels([0, 0], [0, 0], cluster_size=0.5)
-    with pytest.raises(ValueError, match=r"fragments must be in \[1, inf\], got 0"):
+    with pytest.raises(ValueError, match=r"local_cluster_size must be a number >= 1 .* got nan"):
+        make_camera_biased(10, 3, local_cluster_size=float("nan"))
+    with pytest.raises(ValueError, match=r"local_fragments must be in \[1, inf\], got 0"):
         make_camera_biased(10, 3, local_fragments=0)
-    with pytest.raises(ValueError, match="impurity must be below 1 .* got 1.0"):
+    with pytest.raises(TypeError, match="local_fragments must be an integer, got True"):
+        make_camera_biased(10, 3, local_fragments=True)
+    with pytest.raises(ValueError, match="local_impurity must be below 1 .* got 1.0"):
         make_camera_biased(10, 3, local_impurity=1.0)
+    with pytest.raises(ValueError, match="impurity must be below 1 .* got 1.0"):
+        merge_look_alikes([0], [0], [0], [0], impurity=1.0)
     with pytest.raises(TypeError, match="images_per_camera must be a pair .* got 5"):
         make_camera_biased(10, 3, images_per_camera=5)
     with pytest.raises(ValueError, match="noise must be a finite non-negative number, got nan"):
