@@ -322,20 +322,13 @@ def cluster_per_camera(
     """
     x = check_features(feats)
     cam_codes = check_cameras(cams, "cams", n=x.shape[0])
-    check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
-    check_choice(linkage, "linkage", ("average", "complete", "single"))
-    images_per_cluster = check_int(images_per_cluster, "images_per_cluster", low=1)
-    k1 = check_int(k1, "k1", low=1)
-    k2 = check_int(k2, "k2", low=1, high=k1)
-    k = check_int(k, "k", low=1)
-    eps = _check_eps(eps)
-    min_sim = check_probability(min_sim, "min_sim")
-    as_rng(rng)  # checked here; passed on as given, so that each camera is cluster_camera(..., rng=rng)
+    # rng is passed on as given, so that each camera is clustered as cluster_camera(..., rng=rng) would
+    options = _camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng)
     labels = np.full(x.shape[0], -1, dtype=np.int64)
     next_id = 0
     for cam in range(int(cam_codes.max()) + 1):  # loop over cameras: few, each body vectorised
         members = np.flatnonzero(cam_codes == cam)
-        local = _cluster_one(x[members], method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng)
+        local = _cluster_one(x[members], *options)
         labels[members] = np.where(local >= 0, local + next_id, -1)
         next_id += int(local.max()) + 1 if (local >= 0).any() else 0
     return labels
@@ -378,6 +371,21 @@ def cluster_camera(
     (True, True)
     """
     x = check_features(feats)
+    return _cluster_one(x, *_camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng))
+
+
+def _camera_options(
+    method: str,
+    images_per_cluster: int,
+    k1: int,
+    k2: int,
+    eps: float,
+    min_sim: float,
+    k: int,
+    linkage: str,
+    rng: int | np.random.Generator | None,
+) -> tuple[str, int, int, int, float, float, int, str, int | np.random.Generator | None]:
+    """The per-camera clustering options, checked, in the order :func:`_cluster_one` takes them."""
     check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
     check_choice(linkage, "linkage", ("average", "complete", "single"))
     images_per_cluster = check_int(images_per_cluster, "images_per_cluster", low=1)
@@ -386,8 +394,8 @@ def cluster_camera(
     k = check_int(k, "k", low=1)
     eps = _check_eps(eps)
     min_sim = check_probability(min_sim, "min_sim")
-    as_rng(rng)  # checked here, normalised by infomap_cluster
-    return _cluster_one(x, method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng)
+    as_rng(rng)  # checked here; infomap_cluster normalises it
+    return method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng
 
 
 def _cluster_one(
