@@ -131,6 +131,10 @@ def infomap_cluster(
         node_module = np.loadtxt(path, comments="#", usecols=(0, 1), dtype=np.int64, ndmin=2)
     labels = np.full(n, -1, dtype=np.int64)
     labels[node_module[:, 0]] = node_module[:, 1]
+    # Infomap can put a node without any edge in some module (seen with seed 26): no edge, no cluster
+    linked = np.zeros(n, dtype=bool)
+    linked[sources] = linked[targets] = True
+    labels[~linked] = -1
     return _drop_small(labels, min_size)
 
 
