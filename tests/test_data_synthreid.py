@@ -177,7 +177,7 @@ def test_make_synthreid_reuse_conflict_overwrite(tmp_path: Path) -> None:
     path = make_synthreid(tmp_path, **kwargs)
     meta = json.loads((path / "meta.json").read_text())
     assert meta["num_ids"] == 4 and meta["seed"] == 0 and meta["format_version"] == 2
-    assert (meta["family_size"], meta["camera_strength"], meta["pose_jitter"]) == (3, 0.4, 1.0)
+    assert (meta["family_size"], meta["camera_strength"], meta["pose_jitter"]) == (3, 0.3, 1.0)
     marker = path / "bounding_box_train" / "keep.txt"
     marker.touch()
     assert make_synthreid(tmp_path, **kwargs) == path and marker.exists()  # same arguments: reused as is

@@ -127,6 +127,7 @@ def _fingerprint(config: _Common) -> str:
 
 
 def _synthreid_root(config: _Common) -> Path:
+    """Generate SynthReID under ``data_root`` unless this very dataset is there (``meta.json`` says)."""
     from ..data import make_synthreid
 
     root = Path(config.data_root or "data")
@@ -137,14 +138,16 @@ def _synthreid_root(config: _Common) -> Path:
             config.synthreid_ids,
             config.synthreid_cams,
         )
-        make_synthreid(
-            root,
-            num_ids=config.synthreid_ids,
-            num_cams=config.synthreid_cams,
-            height=config.synthreid_height,
-            width=config.synthreid_width,
-            seed=config.data_seed,
-        )
+    # returns at once when root/SynthReID holds a dataset of these arguments and generator version;
+    # refuses (FileExistsError) a dataset of other arguments or of an older generator version
+    make_synthreid(
+        root,
+        num_ids=config.synthreid_ids,
+        num_cams=config.synthreid_cams,
+        height=config.synthreid_height,
+        width=config.synthreid_width,
+        seed=config.data_seed,
+    )
     return root
 
 
