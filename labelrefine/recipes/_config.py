@@ -203,6 +203,7 @@ class _Common:
     synthreid_cams: int = 6
     synthreid_height: int = 64
     synthreid_width: int = 32
+    synthreid_camera_strength: float = 0.3  # camera_strength of labelrefine.data.make_synthreid
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -232,6 +233,8 @@ class _Common:
         check_int(self.synthreid_cams, "synthreid_cams", low=2)
         check_int(self.synthreid_height, "synthreid_height", low=16)
         check_int(self.synthreid_width, "synthreid_width", low=8)
+        if not 0.0 <= self.synthreid_camera_strength <= 2.0:
+            raise ValueError(f"synthreid_camera_strength must be in [0, 2], got {self.synthreid_camera_strength!r}")
         check_int(self.synth_family_size, "synth_family_size", low=1)
         for name in ("pad", "eval_every", "seed", "num_workers", "data_seed"):
             check_int(getattr(self, name), name, low=0)

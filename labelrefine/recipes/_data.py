@@ -147,6 +147,7 @@ def _synthreid_root(config: _Common) -> Path:
         height=config.synthreid_height,
         width=config.synthreid_width,
         seed=config.data_seed,
+        camera_strength=config.synthreid_camera_strength,
     )
     return root
 
