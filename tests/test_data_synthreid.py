@@ -87,7 +87,7 @@ def nearest_other(x: np.ndarray, pids: np.ndarray) -> np.ndarray:
 
 
 def test_camera_strength_zero_removes_the_camera_and_one_makes_it_dominate() -> None:
-    kwargs = {"num_ids": 30, "num_cams": 4, "seed": 2}
+    kwargs = {"num_ids": 30, "num_cams": 4, "rng": 2}
     off = synthreid_arrays(camera_strength=0.0, **kwargs)
     on = synthreid_arrays(camera_strength=1.0, **kwargs)
     np.testing.assert_array_equal(off.pids, on.pids)  # the knob changes the rendering, not the layout
@@ -102,7 +102,7 @@ def test_camera_strength_zero_removes_the_camera_and_one_makes_it_dominate() -> 
 
 def test_families_are_look_alikes() -> None:
     """Identities of one family wear the same colours: their nearest other identity is in the family."""
-    kwargs = {"num_ids": 36, "num_cams": 3, "seed": 1, "camera_strength": 0.0}
+    kwargs = {"num_ids": 36, "num_cams": 3, "rng": 1, "camera_strength": 0.0}
     for family_size, low, high in ((3, 0.7, 1.0), (1, 0.0, 0.3)):
         images, pids, _ = synthreid_arrays(family_size=family_size, **kwargs)
         x = pooled(images, factor=4)
@@ -111,7 +111,7 @@ def test_families_are_look_alikes() -> None:
 
 
 def test_pose_jitter_zero_leaves_only_sensor_noise() -> None:
-    kwargs = {"num_ids": 8, "num_cams": 3, "images_per_id_per_cam": (3, 3), "seed": 0, "camera_strength": 0.0}
+    kwargs = {"num_ids": 8, "num_cams": 3, "images_per_id_per_cam": (3, 3), "rng": 0, "camera_strength": 0.0}
     for jitter, low, high in ((0.0, 0.0, 3.0), (1.0, 8.0, 255.0)):
         images, pids, cams = synthreid_arrays(pose_jitter=jitter, **kwargs)
         x = images.astype(np.float64)
