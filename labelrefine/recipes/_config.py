@@ -1408,6 +1408,7 @@ PRESETS["synthreid"] = _cpu_preset(
         "optim.lr_step": 12,
         "optim.temperature": 0.05,
         "synthetic.reid_ids": 120,
+        "synthetic.reid_camera_strength": 0.25,
     },
     {
         "intra": {
