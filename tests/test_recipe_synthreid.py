@@ -111,10 +111,13 @@ def test_resume_on_the_command_line_reads_the_saved_config(tmp_path, capsys):
 
 
 def test_tiny_cnn_learns_identities_from_images(tmp_path):
-    """The image path learns: a regression in decoding, transforms, the PK sampler, the CNN and its BN
-    neck, the cluster memory, gradient reversal, feature extraction or evaluation shows as worse
-    learning, and fails here. Stage 2 (with per-camera local labels) on a tiny SynthReID must reach
-    an mAP far above chance and far above the features of the untrained network."""
+    """The image path works end to end: stage 2 on a tiny SynthReID (mild cameras, 150 steps) must
+    end far above chance and far above the untrained network's features. A regression in decoding,
+    transforms, BatchNorm, feature extraction, evaluation or the pseudo labels shows as a low mAP
+    and fails here. In so few steps most of the gain over the untrained network is its BatchNorm
+    statistics adapting to the images (an untrained network with calibrated statistics scores about
+    as well), so this test does not see a missing optimizer step; the benchmark does
+    (benchmarks/ablation_synthreid.py)."""
     from labelrefine.nn import extract_features
     from labelrefine.recipes._data import build_data
     from labelrefine.recipes._models import build_encoder
@@ -126,8 +129,9 @@ def test_tiny_cnn_learns_identities_from_images(tmp_path):
         "run_dir": str(tmp_path / "run"),
         "synthreid_ids": "40",
         "synthreid_cams": "3",
-        "epochs": "6",
-        "iters_per_epoch": "12",
+        "synthreid_camera_strength": "0.15",
+        "epochs": "10",
+        "iters_per_epoch": "15",
         "batch_size": "32",
         "local_labels": "per-camera",
         "eval_every": "100",
@@ -151,5 +155,6 @@ def test_tiny_cnn_learns_identities_from_images(tmp_path):
     chance = np.mean([mean_ap(rng.normal(size=q.shape), rng.normal(size=g.shape)) for _ in range(5)])
 
     after = train_inter(config).metrics["mAP"]
-    assert after > 3 * chance, (after, chance)
-    assert after > before + 0.2, (after, before)
+    # measured (2 CPU cores, torch 2.14): chance 0.07, untrained 0.34, trained 0.57
+    assert after > 0.45 and after > 6 * chance, (after, chance)
+    assert after > before + 0.1, (after, before)

@@ -1075,6 +1075,7 @@ PRESETS["synthreid"] = _cpu_preset(
         "lr_step": 12,
         "temperature": 0.05,
         "synthreid_ids": 120,
+        "synthreid_camera_strength": 0.25,
     },
     {
         "intra": {"epochs": 5, "iters_per_epoch": 20, "batch_size": 32, "num_instances": 4, "images_per_cluster": 3},
