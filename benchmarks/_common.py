@@ -50,3 +50,72 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes only (about a minute)")
     p.add_argument("--repeats", type=int, default=3, help="timing repeats; the median is reported")
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# recipe ablations (ablation_synthetic.py, ablation_synthreid.py)
+
+TABLE_III = {
+    "baseline": {"refinement.enabled": "false", "alignment.enabled": "false"},
+    "+ alignment": {"refinement.enabled": "false"},
+    "+ refinement": {"alignment.enabled": "false"},
+    "both (CALR)": {},
+}
+"""The paper's Table III components as ``--set`` switches of ``labelrefine-calr inter``."""
+
+ABLATION_HEADERS = [
+    "mAP (%)",
+    "rank-1 (%)",
+    "label precision (%)",
+    "label recall (%)",
+    "discarded (%)",
+    "mAP ratio",
+]
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (``ru_maxrss`` is in kilobytes on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def mean_std(values: list[float], scale: float = 100.0) -> str:
+    """``mean ± std`` (sample standard deviation; 0 for a single value), scaled and to one decimal."""
+    mean = statistics.fmean(values) * scale
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def collect(results: dict[str, dict[str, list[float]]], name: str, last: dict[str, Any], **extra: float) -> None:
+    """Append the quantities of a stage-2 run's last log record to ``results[name]``.
+
+    Retrieval mAP and rank-1, pairwise precision and recall of the training labels after
+    refinement (``quality.refined``) and the discarded fraction; ``extra`` adds columns such as
+    seconds.
+    """
+    row = results.setdefault(name, {})
+    values = {
+        "mAP": last["mAP"],
+        "rank1": last["rank1"],
+        "precision": last["quality"]["refined"]["pairwise_precision"],
+        "recall": last["quality"]["refined"]["pairwise_recall"],
+        "discard": last["discard_ratio"],
+        **extra,
+    }
+    for key, value in values.items():
+        row.setdefault(key, []).append(float(value))
+
+
+def ablation_cells(results: dict[str, dict[str, list[float]]], name: str, reference: str) -> list[str]:
+    """The cells of :data:`ABLATION_HEADERS` for variant ``name``; mAP ratio against ``reference``."""
+    r = results[name]
+    ref = statistics.fmean(results[reference]["mAP"])
+    return [
+        mean_std(r["mAP"]),
+        mean_std(r["rank1"]),
+        mean_std(r["precision"]),
+        mean_std(r["recall"]),
+        mean_std(r["discard"]),
+        f"{statistics.fmean(r['mAP']) / ref:.2f}",
+    ]

@@ -22,7 +22,6 @@ Usage: ``python benchmarks/ablation_synthetic.py [--quick] [--seeds N]``.
 from __future__ import annotations
 
 import logging
-import resource
 import shutil
 import statistics
 import sys
@@ -32,18 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, parser, table
+from _common import ABLATION_HEADERS, TABLE_III, ablation_cells, collect, machine, parser, peak_rss_mib, table
 
 from labelrefine.recipes._data import synthetic_splits
 from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
 from labelrefine.retrieval import evaluate_retrieval
 
-TABLE_III = {
-    "baseline": {"refinement.enabled": "false", "alignment.enabled": "false"},
-    "+ alignment": {"refinement.enabled": "false"},
-    "+ refinement": {"alignment.enabled": "false"},
-    "both (CALR)": {},
-}
 TABLE_IV = {
     "none (p = 1)": {"refinement.schedule": "constant"},
     "linear": {"refinement.schedule": "linear"},
@@ -51,16 +44,6 @@ TABLE_IV = {
     "exponential": {"refinement.schedule": "exponential"},
     "cosine (authors)": {},
 }
-
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
-
-
-def _fmt(values: list[float], scale: float = 100.0) -> str:
-    mean = statistics.fmean(values) * scale
-    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}"
 
 
 def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict, dict, float, int]:
@@ -71,7 +54,7 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
     n_train = 0
     import torch  # noqa: F401 - imported before the baseline so that the column counts training only
 
-    start_rss = _peak_mib()
+    start_rss = peak_rss_mib()
     peaks: dict[str, float] = {}
     for seed in seeds:
         common = {**base, "seed": str(seed), "synthetic.seed": str(seed)}
@@ -107,21 +90,14 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
             tic = time.perf_counter()
             last = train_inter(cfg).history[-1]
             seconds = time.perf_counter() - tic
-            row = results.setdefault(name, {k: [] for k in ("mAP", "rank1", "precision", "recall", "discard", "s")})
-            row["mAP"].append(last["mAP"])
-            row["rank1"].append(last["rank1"])
-            row["precision"].append(last["quality"]["refined"]["pairwise_precision"])
-            row["recall"].append(last["quality"]["refined"]["pairwise_recall"])
-            row["discard"].append(last["discard_ratio"])
-            row["s"].append(seconds)
-            peaks[name] = _peak_mib() - start_rss
+            collect(results, name, last, s=seconds)
+            peaks[name] = peak_rss_mib() - start_rss
             shutil.rmtree(run_dir, ignore_errors=True)
     results["cosine (authors)"] = results["both (CALR)"]
     return results, {"untrained": untrained, "peaks": peaks}, statistics.fmean(untrained), n_train
 
 
 def _rows(names: list[str], results: dict, extra: dict, n_train: int, reference: str) -> list[list[str]]:
-    ref = statistics.fmean(results[reference]["mAP"])
     rows = []
     for name in names:
         r = results[name]
@@ -131,12 +107,7 @@ def _rows(names: list[str], results: dict, extra: dict, n_train: int, reference:
                 str(n_train),
                 f"{statistics.median(r['s']):.2f}",
                 f"{extra['peaks'].get(name, extra['peaks'].get('both (CALR)', 0.0)):.0f}",
-                _fmt(r["mAP"]),
-                _fmt(r["rank1"]),
-                _fmt(r["precision"]),
-                _fmt(r["recall"]),
-                _fmt(r["discard"]),
-                f"{statistics.fmean(r['mAP']) / ref:.2f}",
+                *ablation_cells(results, name, reference),
             ]
         )
     return rows
@@ -154,18 +125,7 @@ def main() -> None:
         results, extra, untrained, n_train = run(list(range(1, n_seeds + 1)), epochs, synth_ids, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    headers = [
-        "variant",
-        "N",
-        "seconds",
-        "peak MiB",
-        "mAP (%)",
-        "rank-1 (%)",
-        "label precision (%)",
-        "label recall (%)",
-        "discarded (%)",
-        "mAP ratio",
-    ]
+    headers = ["variant", "N", "seconds", "peak MiB", *ABLATION_HEADERS]
     print(f"# CALR ablations on synthetic camera-biased features ({machine()})\n")
     print(
         f"{n_seeds} seeds, {epochs} stage-2 epochs, {synth_ids} identities (half for training); mean ± std over "

@@ -66,7 +66,7 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, stratify: np.ndarray) -> floa
 
 def test_camera_easier_to_recognise_than_identity() -> None:
     """Paper Fig. 1: from raw pixels, the camera is predicted more accurately than the person."""
-    images, pids, cams = synthreid_arrays(num_ids=40, num_cams=6, rng=3)
+    images, pids, cams = synthreid_arrays(num_ids=40, num_cams=6, rng=3, camera_strength=1.0)
     x = pooled(images)  # raw pixels, 8x8 average-pooled (8 x 4 x 3 features)
     cam_acc = heldout_accuracy(x, cams, stratify=pids)
     pid_acc = heldout_accuracy(x, pids, stratify=pids)
@@ -77,6 +77,60 @@ def test_camera_easier_to_recognise_than_identity() -> None:
     # with the mean colour only, too: the camera dominates the global colour statistics
     mean_colour = images.reshape(images.shape[0], -1, 3).mean(axis=1) / 255.0
     assert heldout_accuracy(mean_colour, cams, pids) > heldout_accuracy(mean_colour, pids, pids)
+
+
+def nearest_other(x: np.ndarray, pids: np.ndarray) -> np.ndarray:
+    """For each image, the nearest image (Euclidean) of another identity."""
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    d[pids[:, None] == pids[None, :]] = np.inf
+    return d.argmin(axis=1)
+
+
+def test_camera_strength_zero_removes_the_camera_and_one_makes_it_dominate() -> None:
+    kwargs = {"num_ids": 30, "num_cams": 4, "rng": 2}
+    off = synthreid_arrays(camera_strength=0.0, **kwargs)
+    on = synthreid_arrays(camera_strength=1.0, **kwargs)
+    np.testing.assert_array_equal(off.pids, on.pids)  # the knob changes the rendering, not the layout
+    acc_off = heldout_accuracy(pooled(off.images), off.cams, stratify=off.pids)
+    acc_on = heldout_accuracy(pooled(on.images), on.cams, stratify=on.pids)
+    assert acc_off < 0.5 < 0.9 < acc_on  # chance is 1/4: without nuisances the camera is invisible
+    # the nearest look-alike of another identity: from the same camera when the camera dominates
+    same_cam_off = (off.cams[nearest_other(pooled(off.images), off.pids)] == off.cams).mean()
+    same_cam_on = (on.cams[nearest_other(pooled(on.images), on.pids)] == on.cams).mean()
+    assert same_cam_off < 0.5 < 0.9 < same_cam_on
+
+
+def test_families_are_look_alikes() -> None:
+    """Identities of one family wear the same colours: their nearest other identity is in the family."""
+    kwargs = {"num_ids": 36, "num_cams": 3, "rng": 1, "camera_strength": 0.0}
+    for family_size, low, high in ((3, 0.7, 1.0), (1, 0.0, 0.3)):
+        images, pids, _ = synthreid_arrays(family_size=family_size, **kwargs)
+        x = pooled(images, factor=4)
+        same_family = (pids[nearest_other(x, pids)] // 3 == pids // 3).mean()  # families of 3 consecutive ids
+        assert low <= same_family <= high, (family_size, same_family)
+
+
+def test_pose_jitter_zero_leaves_only_sensor_noise() -> None:
+    kwargs = {"num_ids": 8, "num_cams": 3, "images_per_id_per_cam": (3, 3), "rng": 0, "camera_strength": 0.0}
+    for jitter, low, high in ((0.0, 0.0, 3.0), (1.0, 8.0, 255.0)):
+        images, pids, cams = synthreid_arrays(pose_jitter=jitter, **kwargs)
+        x = images.astype(np.float64)
+        diffs = [
+            np.abs(x[i] - x[i + 1]).mean()
+            for i in range(len(pids) - 1)
+            if (pids[i], cams[i]) == (pids[i + 1], cams[i + 1])
+        ]
+        assert low <= np.mean(diffs) <= high, (jitter, np.mean(diffs))
+
+
+def test_default_nuisances_hide_identity_from_untrained_pixels_within_camera() -> None:
+    """At the defaults, another identity of the same camera is usually nearer than the same identity elsewhere."""
+    images, pids, cams = synthreid_arrays(num_ids=40, num_cams=6, rng=5)
+    x = pooled(images)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    same_id_other_cam = np.where((pids[:, None] == pids[None, :]) & (cams[:, None] != cams[None, :]), d, np.inf).min(1)
+    other_id_same_cam = np.where((pids[:, None] != pids[None, :]) & (cams[:, None] == cams[None, :]), d, np.inf).min(1)
+    assert (other_id_same_cam < same_id_other_cam).mean() > 0.5
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -122,7 +176,8 @@ def test_make_synthreid_reuse_conflict_overwrite(tmp_path: Path) -> None:
     kwargs = {"num_ids": 4, "num_cams": 2, "height": 32, "width": 16}
     path = make_synthreid(tmp_path, **kwargs)
     meta = json.loads((path / "meta.json").read_text())
-    assert meta["num_ids"] == 4 and meta["seed"] == 0
+    assert meta["num_ids"] == 4 and meta["seed"] == 0 and meta["format_version"] == 2
+    assert (meta["family_size"], meta["camera_strength"], meta["pose_jitter"]) == (3, 0.3, 1.0)
     marker = path / "bounding_box_train" / "keep.txt"
     marker.touch()
     assert make_synthreid(tmp_path, **kwargs) == path and marker.exists()  # same arguments: reused as is
@@ -154,6 +209,11 @@ def test_make_synthreid_refuses_foreign_folder(tmp_path: Path) -> None:
         ({"width": 4}, ValueError, r"width must be in \[8, inf\], got 4"),
         ({"rng": -1}, ValueError, r"rng must be None, an int seed or a numpy.random.Generator, got -1: int seeds"),
         ({"seed": 0}, TypeError, r"unexpected keyword argument 'seed'"),
+        ({"family_size": 0}, ValueError, r"family_size must be in \[1, inf\], got 0"),
+        ({"camera_strength": 2.5}, ValueError, r"camera_strength must be in \[0, 2\], got 2.5"),
+        ({"camera_strength": "strong"}, TypeError, r"camera_strength must be a real number in \[0, 2\], got 'strong'"),
+        ({"pose_jitter": -0.1}, ValueError, r"pose_jitter must be in \[0, 1\], got -0.1"),
+        ({"pose_jitter": True}, TypeError, r"pose_jitter must be a real number in \[0, 1\], got True"),
     ],
 )
 def test_argument_errors(kwargs: dict, error: type, message: str) -> None:

@@ -1,11 +1,15 @@
 """SynthReID: a small generated multi-camera person re-identification dataset.
 
 Persons are drawn with numpy as head / torso / arms / legs shapes on a camera background.
-Identity is carried by clothing (upper and lower colours, an optional striped top, hair and
-skin colours, body build); each camera adds a strong colour cast, a brightness offset, blur,
-sensor noise and its own textured background. The camera effects are strong enough that
-the camera is easier to recognise from the pixels than the person, which is the failure mode
-CALR addresses (paper Fig. 1: clusters merge images of different people from one camera).
+Identity is carried by clothing a small CNN can learn: upper and lower colours, the pattern of
+the top (plain, horizontal or vertical stripes, two-tone, chest panel) and its second colour,
+shorts or trousers, a bag, hair, skin, shoes and build. Identities come in look-alike families
+that share their clothing colours and differ in the details. Each camera adds a colour cast,
+a brightness offset and an illumination ramp, blur, sensor noise, its own textured background
+and a viewpoint (distance, position and walking direction). From raw pixels, or from the
+features of an untrained network, the camera is easier to recognise than the person, so a
+camera-unaware clustering merges look-alikes seen by one camera: the failure mode CALR addresses
+(paper Fig. 1: clusters merge images of different people from one camera).
 
 Drawing is vectorised over blocks of images; only writing the files loops over images.
 """
@@ -22,12 +26,12 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .._optional import import_optional
-from .._validation import check_choice, check_int, check_probability, seed_from
+from .._validation import check_choice, check_int, check_probability, check_real, seed_from
 
 __all__ = ["SynthReIDArrays", "make_synthreid", "synthreid_arrays"]
 
 _BLOCK = 512  # images drawn at once (bounded memory: ~ _BLOCK * H * W * 3 * 4 bytes per temporary)
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 class SynthReIDArrays(NamedTuple):
@@ -41,9 +45,23 @@ class SynthReIDArrays(NamedTuple):
     """int64, shape (N,), cameras 0..num_cams-1."""
 
 
+class _Knobs(NamedTuple):
+    family_size: int
+    camera_strength: float
+    pose_jitter: float
+
+
 def _check_args(
-    num_ids: Any, num_cams: Any, images_per_id_per_cam: Any, height: Any, width: Any, rng: Any
-) -> tuple[int, int, tuple[int, int], int, int, int]:
+    num_ids: Any,
+    num_cams: Any,
+    images_per_id_per_cam: Any,
+    height: Any,
+    width: Any,
+    rng: Any,
+    family_size: Any = 3,
+    camera_strength: Any = 1.0,
+    pose_jitter: Any = 1.0,
+) -> tuple[int, int, tuple[int, int], int, int, int, _Knobs]:
     num_ids = check_int(num_ids, "num_ids", low=1)
     num_cams = check_int(num_cams, "num_cams", low=2)
     if (
@@ -58,7 +76,12 @@ def _check_args(
     height = check_int(height, "height", low=16)
     width = check_int(width, "width", low=8)
     seed = seed_from(rng, "rng")
-    return num_ids, num_cams, (lo, hi), height, width, seed
+    knobs = _Knobs(
+        check_int(family_size, "family_size", low=1),
+        check_real(camera_strength, "camera_strength", low=0.0, high=2.0),
+        check_real(pose_jitter, "pose_jitter", low=0.0, high=1.0),
+    )
+    return num_ids, num_cams, (lo, hi), height, width, seed, knobs
 
 
 def _layout(num_ids: int, num_cams: int, lo: int, hi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -72,22 +95,51 @@ def _layout(num_ids: int, num_cams: int, lo: int, hi: int, rng: np.random.Genera
     return np.repeat(pid_grid.ravel(), flat), np.repeat(cam_grid.ravel(), flat)
 
 
-def _identity_params(num_ids: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+_N_PATTERNS = 5  # plain, horizontal stripes, vertical stripes, two-tone (front/back halves), chest panel
+
+
+def _identity_params(num_ids: int, family_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Clothing, hair, skin and build per identity; identities of one family wear look-alike colours.
+
+    A family of ``family_size`` identities shares its upper and lower clothing colours (each
+    member shifted by a little); its members differ by the pattern of the top (all different
+    while the family has at most five members), its second colour, shorts or trousers, a bag,
+    hair and build: details a network can learn, which a camera's colour cast swamps.
+    """
     skin = np.array([[236, 188, 160], [198, 134, 66], [141, 85, 36], [255, 219, 172], [224, 172, 105]], np.float32)
+    n_fam = -(-num_ids // family_size)
+    family = np.arange(num_ids) // family_size
+    member = np.arange(num_ids) % family_size
+
+    def colours(n: int) -> np.ndarray:
+        return rng.uniform(25, 230, (n, 3)).astype(np.float32)
+
+    near = 10.0 if family_size > 1 else 0.0  # look-alikes: the family colour, shifted a little
+    upper = np.clip(colours(n_fam)[family] + rng.normal(0, near, (num_ids, 3)), 0, 255).astype(np.float32)
+    lower = np.clip(colours(n_fam)[family] + rng.normal(0, near, (num_ids, 3)), 0, 255).astype(np.float32)
+    pattern = (rng.integers(0, _N_PATTERNS, n_fam)[family] + member) % _N_PATTERNS
     return {
-        "upper": rng.uniform(20, 235, (num_ids, 3)).astype(np.float32),
-        "lower": rng.uniform(20, 235, (num_ids, 3)).astype(np.float32),
-        "stripe": rng.uniform(20, 235, (num_ids, 3)).astype(np.float32),
-        "striped": rng.random(num_ids) < 0.5,
-        "period": rng.integers(2, 5, num_ids).astype(np.float32),  # half-period of the stripes, in pixels
-        "hair": rng.uniform(10, 120, (num_ids, 1)).astype(np.float32) * np.array([1.0, 0.8, 0.6], np.float32),
+        "upper": upper,
+        "lower": lower,
+        "second": colours(num_ids),  # second colour of the top's pattern
+        "pattern": pattern,
+        "period": rng.integers(2, 4, num_ids).astype(np.float32),  # half-period of stripes, in pixels
+        "shorts": rng.random(num_ids) < 0.35,
+        "bag": rng.random(num_ids) < 0.4,
+        "bag_colour": colours(num_ids) * 0.6,
+        "hair": rng.uniform(10, 140, (num_ids, 1)).astype(np.float32) * np.array([1.0, 0.8, 0.6], np.float32),
+        "long_hair": rng.random(num_ids) < 0.4,
         "skin": skin[rng.integers(0, len(skin), num_ids)],
-        "build": rng.uniform(0.8, 1.2, num_ids).astype(np.float32),  # body width factor
-        "tall": rng.uniform(0.88, 1.0, num_ids).astype(np.float32),
+        "shoes": rng.uniform(10, 200, (num_ids, 1)).astype(np.float32) * np.ones(3, np.float32),
+        "build": rng.uniform(0.85, 1.15, num_ids).astype(np.float32),  # body width factor
+        "tall": rng.uniform(0.9, 1.0, num_ids).astype(np.float32),
     }
 
 
-def _camera_params(num_cams: int, height: int, width: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _camera_params(
+    num_cams: int, height: int, width: int, strength: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Per-camera nuisances, each scaled by ``strength`` (0: every camera renders alike)."""
     y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
     base = rng.uniform(30, 220, (num_cams, 1, 1, 3)).astype(np.float32)
@@ -104,12 +156,19 @@ def _camera_params(num_cams: int, height: int, width: int, rng: np.random.Genera
     floor = y > horizon  # a floor of its own colour below the camera's horizon line
     floor_colour = rng.uniform(40, 200, (num_cams, 1, 1, 3)).astype(np.float32)
     background = np.where(floor, floor_colour, background)
+    neutral = np.where(y > 0.7, np.float32(110.0), np.float32(150.0)) * np.ones((1, 1, width, 3), np.float32)
+    s = np.float32(strength)
+    w = min(1.0, strength)  # strength 0: one shared plain background
     return {
-        "background": background.astype(np.float32),  # (C, H, W, 3)
-        "gain": rng.uniform(0.55, 1.45, (num_cams, 3)).astype(np.float32),  # colour cast
-        "offset": rng.uniform(-40, 40, num_cams).astype(np.float32),  # brightness
-        "blur": rng.uniform(0.0, 1.3, num_cams),  # Gaussian sigma in pixels
-        "noise": rng.uniform(2.0, 8.0, num_cams).astype(np.float32),  # sensor noise (std)
+        "background": (w * background + (1 - w) * neutral).astype(np.float32),  # (C, H, W, 3)
+        "gain": (1 + s * rng.uniform(-0.4, 0.4, (num_cams, 3))).astype(np.float32),  # colour cast
+        "offset": (s * rng.uniform(-35, 35, num_cams)).astype(np.float32),  # brightness
+        "light": (s * rng.uniform(-50, 50, num_cams)).astype(np.float32),  # top-to-bottom illumination ramp
+        "blur": strength * rng.uniform(0.0, 1.2, num_cams),  # Gaussian sigma in pixels
+        "noise": (2.0 + s * rng.uniform(0.0, 6.0, num_cams)).astype(np.float32),  # sensor noise (std)
+        "scale": (1 - s * rng.uniform(0.0, 0.12, num_cams)).astype(np.float32),  # viewpoint: distance
+        "shift": (s * rng.uniform(-0.06, 0.06, num_cams)).astype(np.float32),  # viewpoint: where people walk
+        "mirror": (rng.random(num_cams) < 0.5) & (strength > 0),  # viewpoint: walking direction
     }
 
 
@@ -120,6 +179,7 @@ def _draw_block(
     cam: dict[str, np.ndarray],
     height: int,
     width: int,
+    jitter: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
     n = int(pids.shape[0])
@@ -127,14 +187,17 @@ def _draw_block(
     x = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, None, :]
 
     def col(a: np.ndarray) -> np.ndarray:  # per-image scalar -> (n, 1, 1)
-        return a.astype(np.float32)[:, None, None]
+        return np.asarray(a).astype(np.float32)[:, None, None]
 
-    # pose jitter per image
-    scale = col(ident["tall"][pids] * rng.uniform(0.85, 1.0, n))
-    cx = col(0.5 + rng.uniform(-0.08, 0.08, n))
-    top = col(rng.uniform(0.01, 0.06, n))
-    spread = col(rng.uniform(0.0, 0.12, n))  # walking: legs apart at the feet
-    build = col(ident["build"][pids])
+    # viewpoint per camera, pose and crop jitter per image
+    j = np.float32(jitter)
+    scale = col(ident["tall"][pids] * cam["scale"][cams] * (1 - j * rng.uniform(0.0, 0.12, n)))
+    cx = col(0.5 + cam["shift"][cams] + j * rng.uniform(-0.08, 0.08, n))
+    top = col(0.03 + j * rng.uniform(-0.025, 0.025, n))
+    spread = col(j * rng.uniform(0.0, 0.12, n))  # walking: legs apart at the feet
+    build = col(ident["build"][pids] * (1 + j * rng.uniform(-0.06, 0.06, n)))
+    mirror = col(np.where(cam["mirror"][cams], -1.0, 1.0))  # which side faces the camera
+    u = (x - cx) * mirror  # horizontal coordinate in the person's frame
     aspect = height / width
 
     def at(frac: float) -> np.ndarray:
@@ -142,35 +205,55 @@ def _draw_block(
 
     head_ry = 0.075 * scale
     head_cy = at(0.085)
-    head = ((y - head_cy) / head_ry) ** 2 + ((x - cx) * aspect / (head_ry * 2.0)) ** 2 <= 1.0
-    hair = head & (y < head_cy - 0.25 * head_ry)
+    head = ((y - head_cy) / head_ry) ** 2 + (u * aspect / (head_ry * 2.0)) ** 2 <= 1.0
+    long_hair = col(ident["long_hair"][pids]) > 0
+    hair = (head & (y < head_cy - 0.25 * head_ry)) | (
+        long_hair & (y >= head_cy) & (y < at(0.26)) & (np.abs(u) < 0.11 * scale) & (u < -0.02)
+    )
     shoulder_hw = 0.24 * build
     t_torso = np.clip((y - at(0.17)) / (0.38 * scale), 0, 1)
     torso_hw = shoulder_hw * (1.0 - 0.15 * t_torso)
-    torso = (y >= at(0.17)) & (y < at(0.55)) & (np.abs(x - cx) < torso_hw)
-    arms = (y >= at(0.18)) & (y < at(0.5)) & (np.abs(x - cx) >= torso_hw) & (np.abs(x - cx) < torso_hw + 0.08)
+    torso = (y >= at(0.17)) & (y < at(0.55)) & (np.abs(u) < torso_hw)
+    arms = (y >= at(0.18)) & (y < at(0.5)) & (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
+    hands = (y >= at(0.5)) & (y < at(0.55)) & (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
     t_leg = np.clip((y - at(0.55)) / (0.4 * scale), 0, 1)
     leg_off = 0.1 * build + spread * t_leg
     leg_hw = 0.075 * build
     leg_rows = (y >= at(0.55)) & (y < at(0.95))
-    legs = leg_rows & ((np.abs(x - (cx - leg_off)) < leg_hw) | (np.abs(x - (cx + leg_off)) < leg_hw))
+    legs = leg_rows & ((np.abs(u + leg_off) < leg_hw) | (np.abs(u - leg_off) < leg_hw))
+    shins = legs & (y >= at(0.75)) & (col(ident["shorts"][pids]) > 0)
     shoes = legs & (y >= at(0.91))
+    bag = (
+        (col(ident["bag"][pids]) > 0) & (y >= at(0.36)) & (y < at(0.56)) & (u > torso_hw + 0.02) & (u < torso_hw + 0.2)
+    )
+    # pattern of the top, in the person's frame (it flips with the walking direction)
+    pattern = col(ident["pattern"][pids])
+    period = col(ident["period"][pids])
     row = np.floor((y - at(0.17)) * height)
-    stripes = torso & ident["striped"][pids][:, None, None] & (np.floor(row / col(ident["period"][pids])) % 2 == 1)
+    column = np.floor(u * width)
+    second = torso & (
+        ((pattern == 1) & (np.floor(row / period) % 2 == 1))
+        | ((pattern == 2) & (np.floor(column / period) % 2 == 1))
+        | ((pattern == 3) & (u > 0))
+        | ((pattern == 4) & (np.abs(u) < 0.5 * torso_hw) & (y >= at(0.25)) & (y < at(0.42)))
+    )
 
     def rgb(a: np.ndarray) -> np.ndarray:  # per-image colour -> (n, 1, 1, 3)
         return a[:, None, None, :]
 
-    jitter = rng.normal(0.0, 6.0, (n, 3)).astype(np.float32)  # per-image lighting of the person
-    img = cam["background"][cams] + rng.normal(0.0, 6.0, (n, 1, 1, 1)).astype(np.float32)
-    img = np.where(legs[..., None], rgb(ident["lower"][pids] + jitter), img)
-    img = np.where(shoes[..., None], np.float32(35.0), img)
-    img = np.where((torso | arms)[..., None], rgb(ident["upper"][pids] + jitter), img)
-    img = np.where(stripes[..., None], rgb(ident["stripe"][pids] + jitter), img)
+    light = rng.normal(0.0, 6.0 * j, (n, 3)).astype(np.float32)  # per-image lighting of the person
+    img = cam["background"][cams] + rng.normal(0.0, 6.0 * j, (n, 1, 1, 1)).astype(np.float32)
+    img = np.where(legs[..., None], rgb(ident["lower"][pids] + light), img)
+    img = np.where((shins | hands)[..., None], rgb(ident["skin"][pids]), img)
+    img = np.where(shoes[..., None], rgb(ident["shoes"][pids]), img)
+    img = np.where((torso | arms)[..., None], rgb(ident["upper"][pids] + light), img)
+    img = np.where(second[..., None], rgb(ident["second"][pids] + light), img)
+    img = np.where(bag[..., None], rgb(ident["bag_colour"][pids]), img)
     img = np.where(head[..., None], rgb(ident["skin"][pids]), img)
     img = np.where(hair[..., None], rgb(ident["hair"][pids]), img)
-    # camera: colour cast and brightness, blur, sensor noise
+    # camera: colour cast, brightness and an illumination ramp, blur, sensor noise
     img = img * cam["gain"][cams][:, None, None, :] + cam["offset"][cams][:, None, None, None]
+    img = img + cam["light"][cams][:, None, None, None] * (y[..., None] - 0.5)
     for c in np.unique(cams):  # loop over cameras (few); each body is vectorised over the camera's images
         sigma = float(cam["blur"][c])
         if sigma > 0.05:
@@ -180,15 +263,19 @@ def _draw_block(
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _generate(num_ids: int, num_cams: int, lo: int, hi: int, height: int, width: int, seed: int) -> SynthReIDArrays:
+def _generate(
+    num_ids: int, num_cams: int, lo: int, hi: int, height: int, width: int, seed: int, knobs: _Knobs
+) -> SynthReIDArrays:
     rng = np.random.default_rng(seed)
-    ident = _identity_params(num_ids, rng)
-    cam = _camera_params(num_cams, height, width, rng)
+    ident = _identity_params(num_ids, knobs.family_size, rng)
+    cam = _camera_params(num_cams, height, width, knobs.camera_strength, rng)
     pids, cams = _layout(num_ids, num_cams, lo, hi, rng)
     images = np.empty((pids.shape[0], height, width, 3), dtype=np.uint8)
     for start in range(0, pids.shape[0], _BLOCK):  # blocks of images
         stop = start + _BLOCK
-        images[start:stop] = _draw_block(pids[start:stop], cams[start:stop], ident, cam, height, width, rng)
+        images[start:stop] = _draw_block(
+            pids[start:stop], cams[start:stop], ident, cam, height, width, knobs.pose_jitter, rng
+        )
     return SynthReIDArrays(images, pids.astype(np.int64), cams.astype(np.int64))
 
 
@@ -196,10 +283,13 @@ def synthreid_arrays(
     *,
     num_ids: int = 100,
     num_cams: int = 6,
-    images_per_id_per_cam: tuple[int, int] = (1, 4),
+    images_per_id_per_cam: tuple[int, int] = (2, 5),
     height: int = 64,
     width: int = 32,
     rng: int | np.random.Generator | None = 0,
+    family_size: int = 3,
+    camera_strength: float = 0.3,
+    pose_jitter: float = 1.0,
 ) -> SynthReIDArrays:
     """Generate SynthReID images in memory (no files).
 
@@ -209,13 +299,33 @@ def synthreid_arrays(
         Number of identities.
     num_cams : int, default 6
         Number of cameras (>= 2).
-    images_per_id_per_cam : (int, int), default (1, 4)
+    images_per_id_per_cam : (int, int), default (2, 5)
         Inclusive range of the number of images of an identity in each camera that sees it.
     height, width : int, default 64, 32
         Image size in pixels (>= 16 x 8).
     rng : int, numpy.random.Generator or None, default 0
         Randomness: an int ``>= 0`` is the seed (the same arguments always give the same
         images); a Generator, or None for fresh entropy, draws one int seed first.
+    family_size : int, default 3
+        Identities per look-alike family (>= 1). Members of a family wear the same upper and
+        lower colours, each shifted by a little (Gaussian, standard deviation 10 of 255), and
+        differ in the pattern of the top (all different for families of up to five), its
+        second colour, shorts, bag, hair and build. 1: every identity draws its own colours.
+    camera_strength : float in [0, 2], default 0.3
+        Scale of every camera nuisance: colour cast (per-channel gain ``1 ± 0.4 s``),
+        brightness offset (``± 35 s``), top-to-bottom illumination ramp (``± 50 s``), Gaussian
+        blur (sigma up to ``1.2 s`` px), extra sensor noise (std ``2 + 6 s`` at most), viewpoint
+        (distance: scale down to ``1 - 0.12 s``; position: shift ``± 0.06 s`` of the width;
+        walking direction mirrored in half of the cameras when ``s > 0``) and how much of the
+        camera's own textured background replaces a shared plain one (``min(s, 1)``). 0: every
+        camera renders alike (only sensor noise of std 2). At the default, the features of an
+        untrained tiny CNN retrieve across cameras poorly (mAP around 0.2) while the
+        identities stay learnable; at 1 the camera dominates every untrained representation.
+    pose_jitter : float in [0, 1], default 1.0
+        Scale of the per-image variation: position (``± 0.08`` of the width), scale (down to
+        ``-12 %``), leg spread, build (``± 6 %``), crop (top margin ``± 0.025`` of the height),
+        lighting of the person (std 6) and of the background (std 6). 0: the images of one
+        identity in one camera differ only by sensor noise.
 
     Returns
     -------
@@ -235,11 +345,10 @@ def synthreid_arrays(
     -----
     Each identity is seen by a uniformly drawn number of 2..num_cams cameras, chosen at
     random, with ``images_per_id_per_cam`` images in each; the expected size is about
-    ``num_ids * (num_cams + 2) / 2 * mean(images_per_id_per_cam)``. Identity: upper and
-    lower clothing colours, a striped top for half of the identities, hair and skin colour,
-    build and height. Per image: position, scale, leg spread and lighting jitter. Per camera:
-    a multiplicative RGB colour cast in [0.55, 1.45], a brightness offset in [-40, 40], a
-    Gaussian blur (sigma up to 1.3 px), sensor noise and a textured background with a floor.
+    ``num_ids * (num_cams + 2) / 2 * mean(images_per_id_per_cam)``. Identities ``f *
+    family_size .. (f + 1) * family_size - 1`` form family ``f``. Version 2 of the generator
+    (labelrefine 0.x, ``meta.json`` ``format_version`` 2) draws other images than version 1
+    for the same seed.
 
     Examples
     --------
@@ -249,10 +358,10 @@ def synthreid_arrays(
     >>> bool(all(len(set(cams[pids == p])) >= 2 for p in range(4)))
     True
     """
-    num_ids, num_cams, (lo, hi), height, width, seed = _check_args(
-        num_ids, num_cams, images_per_id_per_cam, height, width, rng
+    num_ids, num_cams, (lo, hi), height, width, seed, knobs = _check_args(
+        num_ids, num_cams, images_per_id_per_cam, height, width, rng, family_size, camera_strength, pose_jitter
     )
-    return _generate(num_ids, num_cams, lo, hi, height, width, seed)
+    return _generate(num_ids, num_cams, lo, hi, height, width, seed, knobs)
 
 
 _SPLIT_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
@@ -263,10 +372,13 @@ def make_synthreid(
     *,
     num_ids: int = 100,
     num_cams: int = 6,
-    images_per_id_per_cam: tuple[int, int] = (1, 4),
+    images_per_id_per_cam: tuple[int, int] = (2, 5),
     height: int = 64,
     width: int = 32,
     rng: int | np.random.Generator | None = 0,
+    family_size: int = 3,
+    camera_strength: float = 0.3,
+    pose_jitter: float = 1.0,
     query_fraction: float = 0.5,
     image_format: str = "jpg",
     overwrite: bool = False,
@@ -320,8 +432,8 @@ def make_synthreid(
     >>> sorted(p.name for p in path.iterdir())
     ['bounding_box_test', 'bounding_box_train', 'meta.json', 'query']
     """
-    num_ids, num_cams, (lo, hi), height, width, seed = _check_args(
-        num_ids, num_cams, images_per_id_per_cam, height, width, rng
+    num_ids, num_cams, (lo, hi), height, width, seed, knobs = _check_args(
+        num_ids, num_cams, images_per_id_per_cam, height, width, rng, family_size, camera_strength, pose_jitter
     )
     if num_ids < 2:
         raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
@@ -341,6 +453,9 @@ def make_synthreid(
         "height": height,
         "width": width,
         "seed": seed,
+        "family_size": knobs.family_size,
+        "camera_strength": knobs.camera_strength,
+        "pose_jitter": knobs.pose_jitter,
         "query_fraction": float(query_fraction),
         "image_format": image_format,
     }
@@ -366,7 +481,7 @@ def make_synthreid(
             if (target / folder).is_dir():
                 shutil.rmtree(target / folder)
         meta_file.unlink(missing_ok=True)
-    images, pids, cams = _generate(num_ids, num_cams, lo, hi, height, width, seed)
+    images, pids, cams = _generate(num_ids, num_cams, lo, hi, height, width, seed, knobs)
     n = int(pids.shape[0])
     split = np.where(pids < num_ids // 2, 0, 2)  # 0 train, 1 query, 2 gallery
     # query: in each test identity, the first image of round(query_fraction * m) random cameras

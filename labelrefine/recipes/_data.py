@@ -118,6 +118,7 @@ def _fingerprint(config: _Config) -> str:
 
 
 def _synthreid_root(config: _Config) -> Path:
+    """Generate SynthReID under ``data.root`` unless this very dataset is there (``meta.json`` says)."""
     from ..data import make_synthreid
 
     root = Path(config.data.root or "data")
@@ -128,14 +129,17 @@ def _synthreid_root(config: _Config) -> Path:
             config.synthetic.reid_ids,
             config.synthetic.reid_cams,
         )
-        make_synthreid(
-            root,
-            num_ids=config.synthetic.reid_ids,
-            num_cams=config.synthetic.reid_cams,
-            height=config.synthetic.reid_height,
-            width=config.synthetic.reid_width,
-            rng=config.synthetic.seed,
-        )
+    # returns at once when root/SynthReID holds a dataset of these arguments and generator version;
+    # refuses (FileExistsError) a dataset of other arguments or of an older generator version
+    make_synthreid(
+        root,
+        num_ids=config.synthetic.reid_ids,
+        num_cams=config.synthetic.reid_cams,
+        height=config.synthetic.reid_height,
+        width=config.synthetic.reid_width,
+        rng=config.synthetic.seed,
+        camera_strength=config.synthetic.reid_camera_strength,
+    )
     return root
 
 
