@@ -137,11 +137,17 @@ def pivot_scores(
     >>> pivot_scores(knn=(indices, distances), k=2).round(3)
     array([5.333, 5.833, 4.5  ])
     """
-    if check_choice(formula, "formula", ("eq4", "reference")) == "eq4":
-        indices, distances = graph_from(feats, knn, k, neighbours=k)
+    eq4 = check_choice(formula, "formula", ("eq4", "reference")) == "eq4"
+    if not eq4:
+        min_sim = check_probability(min_sim, "min_sim")
+    indices, distances = graph_from(feats, knn, k, neighbours=k if eq4 else k - 1)
+    return scores_from_graph(indices, distances, k, "eq4" if eq4 else "reference", min_sim)
+
+
+def scores_from_graph(indices: np.ndarray, distances: np.ndarray, k: int, formula: str, min_sim: float) -> np.ndarray:
+    """:func:`pivot_scores` on a graph that :func:`graph_from` has checked (so that callers check it once)."""
+    if formula == "eq4":
         return _eq4(neighbours_without_self(indices, distances, k)[1])
-    min_sim = check_probability(min_sim, "min_sim")
-    indices, distances = graph_from(feats, knn, k, neighbours=k - 1)
     if distances.shape[1] < k:
         raise ValueError(f"knn has {distances.shape[1]} columns; the reference formula with k={k} needs at least {k}")
     distances = distances[:, :k]

@@ -26,7 +26,7 @@ from .pivots import (
     ScoreFormula,
     graph_from,
     neighbours_without_self,
-    pivot_scores,
+    scores_from_graph,
     select_pivots,
 )
 
@@ -232,8 +232,10 @@ def refine(
     if indices.shape[0] != g.shape[0]:
         source = "knn" if feats is None else "feats"
         raise ValueError(f"{source} must have {g.shape[0]} rows (one per sample), got {indices.shape[0]}")
-    formula: ScoreFormula = "reference" if rule == "reference" else "eq4"
-    scores = pivot_scores(knn=(indices, distances), k=k, formula=formula, min_sim=min_sim)
+    formula: ScoreFormula = "eq4"
+    if rule == "reference":
+        formula, min_sim = "reference", check_probability(min_sim, "min_sim")
+    scores = scores_from_graph(indices, distances, k, formula, min_sim)
     cam_codes = check_cameras(cams, "cams", n=g.shape[0])
     chosen = select_pivots(scores, g, cam_codes, rule=rule)
     links = None
