@@ -34,6 +34,9 @@ _EXPORTS = {
     "suggest_eps": "cluster",
     "cluster_report": "metrics",
     "ClusterReport": "metrics",
+    "impurity_report": "metrics",
+    "ImpurityReport": "metrics",
+    "camera_agreement": "agreement",
     "PrecisionRecallF": "metrics",
     "pairwise_scores": "metrics",
     "bcubed_scores": "metrics",
@@ -48,6 +51,7 @@ _EXPORTS = {
 
 __all__ = [
     "ClusterReport",
+    "ImpurityReport",
     "KnnGraph",
     "PrecisionRecallF",
     "Protocol",
@@ -55,6 +59,7 @@ __all__ = [
     "RetrievalResult",
     "__version__",
     "bcubed_scores",
+    "camera_agreement",
     "camera_weights",
     "cluster_camera",
     "cluster_centroids",
@@ -65,6 +70,7 @@ __all__ = [
     "evaluate_retrieval",
     "expansion",
     "get_schedule",
+    "impurity_report",
     "infomap_cluster",
     "jaccard_distance",
     "knn",
@@ -81,6 +87,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .agreement import camera_agreement
     from .cluster import (
         camera_weights,
         cluster_camera,
@@ -91,7 +98,17 @@ if TYPE_CHECKING:
         infomap_cluster,
         suggest_eps,
     )
-    from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
+    from .metrics import (
+        ClusterReport,
+        ImpurityReport,
+        PrecisionRecallF,
+        bcubed_scores,
+        cluster_report,
+        expansion,
+        impurity_report,
+        nmi,
+        pairwise_scores,
+    )
     from .neighbors import KnnGraph, jaccard_distance, knn, knn_search
     from .pivots import pivot_scores, select_pivots
     from .retrieval import Protocol, RetrievalResult, evaluate_retrieval

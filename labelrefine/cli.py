@@ -13,7 +13,7 @@ import numpy as np
 
 from ._optional import import_optional
 from .io import load_array, save_array
-from .pivots import PIVOT_RULES
+from .pivots import DEFAULT_RULE, PIVOT_RULES
 
 __all__ = ["format_table", "main"]
 
@@ -63,7 +63,7 @@ def _demo(args: argparse.Namespace) -> int:
     global_labels = infomap_cluster(graph, min_sim=args.min_sim, rng=args.seed)
     local_labels = cluster_per_camera(data.feats, data.cams)
     result = refine(
-        global_labels, local_labels, data.cams, knn=graph, k=args.k, p=args.p, rule=args.rule, rng=args.seed
+        global_labels, local_labels, data.cams, data.feats, knn=graph, k=args.k, p=args.p, rule=args.rule, rng=args.seed
     )
     elapsed = time.perf_counter() - start
 
@@ -164,7 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--k", type=int, default=15, help="neighbours other than the image itself (default 15)")
     demo.add_argument("--min-sim", type=float, default=0.6, help="Infomap edge similarity threshold (default 0.6)")
     demo.add_argument("--p", type=float, default=1.0, help="discard probability (default 1.0)")
-    demo.add_argument("--rule", default="linked", help=f"refinement rule: {', '.join(PIVOT_RULES)} (default linked)")
+    demo.add_argument(
+        "--rule", default=DEFAULT_RULE, help=f"refinement rule: {', '.join(PIVOT_RULES)} (default {DEFAULT_RULE})"
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--plot", metavar="FILE", help="also save the table as a bar chart (needs matplotlib)")
     demo.set_defaults(run=_demo)
@@ -183,7 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--knn-distances", metavar="FILE", help="precomputed kNN cosine distances 1 - cos (N, m)")
     ref.add_argument("--k", type=int, default=15, help="neighbours other than the image itself (default 15)")
     ref.add_argument("--p", type=float, default=1.0, help="discard probability (default 1.0)")
-    ref.add_argument("--rule", default="linked", help=f"refinement rule: {', '.join(PIVOT_RULES)} (default linked)")
+    ref.add_argument(
+        "--rule", default=DEFAULT_RULE, help=f"refinement rule: {', '.join(PIVOT_RULES)} (default {DEFAULT_RULE})"
+    )
     ref.add_argument("--seed", type=int, default=None, help="random seed for p < 1")
     ref.add_argument("--output", "-o", required=True, metavar="FILE", help="where to write the refined labels")
     ref.set_defaults(run=_refine)

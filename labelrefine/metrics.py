@@ -40,10 +40,13 @@ from ._validation import check_cameras, check_choice, check_labels, check_same_l
 __all__ = [
     "OUTLIER_MODES",
     "ClusterReport",
+    "ImpurityReport",
     "PrecisionRecallF",
     "bcubed_scores",
     "cluster_report",
     "expansion",
+    "impurity_report",
+    "majority_identity",
     "nmi",
     "pairwise_scores",
 ]
@@ -445,4 +448,126 @@ def cluster_report(true_labels: Any, pred_labels: Any, *, outliers: OutlierMode 
         n_clusters=t.n_clusters,
         coverage=t.coverage,
         n_samples=t.n_samples,
+    )
+
+
+class ImpurityReport(NamedTuple):
+    """What a refinement did to the impurities of the global clusters (:func:`impurity_report`).
+
+    An *impurity* is an image with a global cluster whose identity differs from the majority
+    identity of that cluster (:func:`majority_identity`). Every count is over the images that had a
+    global cluster (global -1 never counts).
+
+    Attributes
+    ----------
+    n_impurities : int
+        Impurities in the global labels.
+    n_discarded : int
+        Images with a global cluster that the refined labels set to -1.
+    impurities_removed : float
+        Share of the impurities that were discarded (1.0 when there is none).
+    discard_precision : float
+        Share of the discarded images that are impurities (1.0 when nothing was discarded).
+    true_members_cut : int
+        Discarded images of their cluster's majority identity.
+    precision_gain : float
+        Pairwise precision of the refined labels minus that of the global ones, -1 dropped
+        (the retained images).
+    recall_change : float
+        Pairwise recall of the refined labels minus that of the global ones, each -1 a singleton
+        (what the discarded true members cost).
+    coverage : float
+        Share of all images that keep a cluster after refinement.
+    """
+
+    n_impurities: int
+    n_discarded: int
+    impurities_removed: float
+    discard_precision: float
+    true_members_cut: int
+    precision_gain: float
+    recall_change: float
+    coverage: float
+
+
+def majority_identity(true_labels: Any, pred_labels: Any) -> np.ndarray:
+    """The most frequent true identity of each sample's predicted cluster.
+
+    Ties go to the identity that sorts first. Samples with ``pred == -1`` get -1; identities are
+    returned as codes ``0..T-1`` of the sorted distinct true labels.
+
+    Examples
+    --------
+    >>> majority_identity(["b", "a", "a", "c", "c"], [0, 0, 0, 1, 1])
+    array([0, 0, 0, 2, 2])
+    """
+    t = _table(true_labels, pred_labels, "cluster")
+    pred = check_labels(pred_labels, "pred_labels")
+    if pred.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    # best cell of each column: sort cells by (column, -count, row) and keep each column's first
+    order = np.lexsort((t.rows, -t.counts, t.cols))
+    first = order[np.r_[True, t.cols[order][1:] != t.cols[order][:-1]]]
+    best = np.empty(t.pred_sizes.size, dtype=np.int64)
+    best[t.cols[first]] = t.rows[first]
+    pred_codes = np.unique(pred, return_inverse=True)[1].reshape(-1)
+    return np.where(pred >= 0, best[pred_codes], -1)
+
+
+def impurity_report(true_labels: Any, global_labels: Any, refined_labels: Any) -> ImpurityReport:
+    """How many impurities a refinement removed and how many true members it cut.
+
+    Parameters
+    ----------
+    true_labels : array-like, shape (N,)
+        Ground-truth identity of each sample (any hashable ids), e.g. from a labelled validation
+        split.
+    global_labels : array-like of int, shape (N,)
+        Cluster ids before refinement, -1 = no cluster.
+    refined_labels : array-like of int, shape (N,)
+        The same ids after refinement: each is the global id or -1 (what
+        :func:`labelrefine.refine` returns).
+
+    Returns
+    -------
+    ImpurityReport
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ, or a refined label is neither the global label nor -1.
+
+    Examples
+    --------
+    >>> r = impurity_report([0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1], [0, 0, 0, -1, 1, -1])
+    >>> r.n_impurities, r.impurities_removed, r.discard_precision, r.true_members_cut
+    (1, 1.0, 0.5, 1)
+    """
+    g = check_labels(global_labels, "global_labels")
+    refined = check_labels(refined_labels, "refined_labels")
+    true = check_cameras(true_labels, "true_labels")
+    check_same_length(true_labels=true, global_labels=g, refined_labels=refined)
+    moved = (refined != g) & (refined != -1)
+    if moved.any():
+        i = int(np.flatnonzero(moved)[0])
+        raise ValueError(
+            f"refined_labels must hold each sample's global label or -1; sample {i} has {refined[i]}, "
+            f"its global label is {g[i]}"
+        )
+    clustered = g >= 0
+    impurity = clustered & (true != majority_identity(true, g))
+    discarded = clustered & (refined < 0)
+    n_impurities, n_discarded = int(impurity.sum()), int(discarded.sum())
+    removed = int((impurity & discarded).sum())
+    before_kept, after_kept = _pairwise(_table(true, g, "drop")), _pairwise(_table(true, refined, "drop"))
+    before_all, after_all = _pairwise(_table(true, g, "singleton")), _pairwise(_table(true, refined, "singleton"))
+    return ImpurityReport(
+        n_impurities=n_impurities,
+        n_discarded=n_discarded,
+        impurities_removed=removed / n_impurities if n_impurities else 1.0,
+        discard_precision=removed / n_discarded if n_discarded else 1.0,
+        true_members_cut=n_discarded - removed,
+        precision_gain=after_kept.precision - before_kept.precision,
+        recall_change=after_all.recall - before_all.recall,
+        coverage=float((refined >= 0).mean()) if refined.size else 0.0,
     )

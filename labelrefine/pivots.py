@@ -18,10 +18,31 @@ from ._validation import (
     to_numpy,
 )
 
-__all__ = ["LINKED_RULES", "PIVOT_RULES", "neighbours_without_self", "pivot_scores", "select_pivots"]
+__all__ = [
+    "DEFAULT_RULE",
+    "EVERY_PIVOT_RULES",
+    "LINKED_RULES",
+    "PIVOT_RULES",
+    "neighbours_without_self",
+    "pivot_scores",
+    "select_pivots",
+]
 
-PivotRule = Literal["linked", "camera-linked", "all", "camera", "cluster", "reference"]
-PIVOT_RULES: tuple[str, ...] = ("linked", "camera-linked", "all", "camera", "cluster", "reference")
+PivotRule = Literal["cross-camera", "algorithm1", "all", "linked", "camera-linked", "camera", "cluster", "reference"]
+PIVOT_RULES: tuple[str, ...] = (
+    "cross-camera",
+    "algorithm1",
+    "all",
+    "linked",
+    "camera-linked",
+    "camera",
+    "cluster",
+    "reference",
+)
+# the library's default, chosen by the measured study (benchmarks/refine_quality.py, docs "Choosing a pivot rule")
+DEFAULT_RULE = "cross-camera"
+# rules whose pivots are every sample above the mean score (Sec. III-C); they differ in what pivots vouch for
+EVERY_PIVOT_RULES: tuple[str, ...] = ("cross-camera", "algorithm1", "all", "linked")
 # rules whose pivots also vouch for local clusters linked to theirs by mutual nearest neighbours
 LINKED_RULES: tuple[str, ...] = ("linked", "camera-linked")
 ScoreFormula = Literal["eq4", "reference"]
@@ -31,9 +52,9 @@ _EPS = 1e-12
 
 
 def graph_from(feats: Any, knn: Any, k: int, neighbours: int) -> KnnGraph:
-    """The kNN graph from exactly one of ``feats`` / ``knn``, checked (``neighbours`` others when computed)."""
-    if (feats is None) == (knn is None):
-        raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
+    """The kNN graph: ``knn`` checked, or computed from ``feats`` (``neighbours`` others) when ``knn`` is None."""
+    if feats is None and knn is None:
+        raise ValueError("give feats (to compute the kNN graph) or knn (a precomputed graph); got neither")
     if knn is None:
         x = check_features(feats)
         _check_k(k, x.shape[0], "feats")
@@ -138,6 +159,8 @@ def pivot_scores(
     array([5.333, 5.833, 4.5  ])
     """
     eq4 = check_choice(formula, "formula", ("eq4", "reference")) == "eq4"
+    if feats is not None and knn is not None:
+        raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
     if not eq4:
         min_sim = check_probability(min_sim, "min_sim")
     indices, distances = graph_from(feats, knn, k, neighbours=k if eq4 else k - 1)
@@ -160,7 +183,7 @@ def select_pivots(
     global_labels: Any,
     cams: Any,
     *,
-    rule: PivotRule = "linked",
+    rule: PivotRule = "cross-camera",
 ) -> np.ndarray:
     """Choose pivots among samples whose score is above the mean score.
 
@@ -172,11 +195,11 @@ def select_pivots(
         Global cluster ids, -1 = outlier (outliers are never pivots).
     cams : array-like of shape (N,)
         Camera of each sample (any hashable ids).
-    rule : {"linked", "camera-linked", "all", "camera", "cluster", "reference"}, default "linked"
-        ``"linked"`` and ``"all"``: every eligible sample is a pivot, the paper's sentence taken
-        literally ("we select samples with score higher than the mean of all score values as
-        the pivots", Sec. III-C); the two differ in what a pivot vouches for, see
-        :func:`labelrefine.refine`. ``"camera"`` and ``"camera-linked"``: in each (global
+    rule : str, default "cross-camera"
+        One of :data:`PIVOT_RULES`. ``"cross-camera"``, ``"algorithm1"``, ``"all"`` and
+        ``"linked"``: every eligible sample is a pivot, as Sec. III-C says ("we select samples
+        with score higher than the mean of all score values as the pivots"); they differ in
+        what a pivot vouches for, see :func:`labelrefine.refine`. ``"camera"`` and ``"camera-linked"``: in each (global
         cluster, camera) group, the eligible member with the highest score (ties: lowest
         index). ``"cluster"``: one pivot per global cluster, the eligible member with the
         highest score. ``"reference"``: one pivot per global
@@ -206,7 +229,7 @@ def select_pivots(
     if n == 0:
         return np.empty(0, dtype=np.int64)
     eligible = np.flatnonzero((scores > scores.mean()) & (labels >= 0))
-    if rule in ("linked", "all"):
+    if rule in EVERY_PIVOT_RULES:
         return eligible
     # Sort each group's eligible members best first and keep the first of each group. lexsort is
     # stable and `eligible` ascends, so equal scores keep the lowest index first.

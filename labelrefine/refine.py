@@ -11,14 +11,18 @@ from ._arrays import is_member, unique_sorted
 from ._validation import (
     KnnGraph,
     as_rng,
+    check_bool,
     check_cameras,
     check_choice,
+    check_features,
     check_int,
     check_labels,
     check_probability,
+    check_real,
     check_same_length,
     to_numpy,
 )
+from .agreement import cross_camera_outliers
 from .pivots import (
     LINKED_RULES,
     PIVOT_RULES,
@@ -143,58 +147,78 @@ def refine(
     knn: KnnGraph | tuple[Any, Any] | None = None,
     k: int = 15,
     p: float = 1.0,
-    rule: PivotRule = "linked",
+    rule: PivotRule = "cross-camera",
+    max_deviation: float = 3.0,
     link_k: int | None = None,
     min_sim: float = 0.5,
     rng: int | np.random.Generator | None = None,
 ) -> RefineResult:
     """Refine global pseudo labels with camera-local ones (CALR, paper Eq. 4-5).
 
-    Samples are grouped by (global cluster, camera). Pivots are chosen among the samples whose
-    Eq. 4 score is above the mean score (``rule`` says which); in a group that holds a pivot,
-    every member whose local cluster holds no pivot of the group (local label -1 included)
-    becomes -1, each independently with probability ``p``. Members from other cameras, groups
-    without a pivot and global outliers are untouched. Labels only ever move to -1.
+    Samples are grouped by (global cluster, camera); a *fragment* is the members of one group
+    that share a local cluster. Pivots are the samples whose Eq. 4 score is above the mean score
+    (``rule`` says which of them, and what they vouch for). A member that refinement rejects
+    becomes -1, each independently with probability ``p``. Members from other cameras than the
+    evidence against them, groups that refinement does not look into and global outliers are
+    untouched; labels only ever move to -1.
 
     Parameters
     ----------
     global_labels : array-like of int, shape (N,)
-        Global (inter-camera) cluster ids; -1 = outlier, left as it is.
+        Global (inter-camera) cluster ids; -1 = outlier, left as it is. Whole-number floats are
+        accepted.
     local_labels : array-like of int, shape (N,)
         Local (intra-camera) cluster ids, meaningful within a camera only: the same integer in
         two cameras names two different clusters. -1 = not clustered locally.
     cams : array-like of shape (N,)
         Camera of each sample (ints, strings, any hashable).
     feats : array-like of shape (N, D), optional
-        Features, used to build the kNN graph (cosine, L2-normalised internally). Give either
-        ``feats`` or ``knn``.
+        Features (cosine geometry, L2-normalised internally, never in place). They build the kNN
+        graph when ``knn`` is not given, and the ``"cross-camera"`` rule needs them.
     knn : KnnGraph or tuple (indices, distances), optional
         Precomputed kNN graph in cosine distance, as returned by
         :func:`labelrefine.neighbors.knn`, so that one graph per epoch serves clustering and
         refinement. It needs ``k`` neighbours per row other than the sample itself
-        (``knn(feats, k)`` or wider).
+        (``knn(feats, k)`` or wider). Give ``feats``, ``knn`` or both.
     k : int, default 15
         Neighbours in the pivot score, ``2 <= k < N``.
     p : float in [0, 1], default 1.0
         Discard probability (decay it over epochs with :mod:`labelrefine.schedules`). ``p = 0``
         returns the labels unchanged; ``p = 1`` is deterministic.
-    rule : {"linked", "camera-linked", "all", "camera", "cluster", "reference"}, default "linked"
-        Which samples are pivots and what they vouch for. ``"all"``: every sample above the
-        mean score is a pivot (paper Sec. III-C taken literally); a member is kept when its
-        local cluster holds a pivot of its group. ``"linked"`` (default): as ``"all"``, and a
-        local cluster is also kept when one of its members and a member of a kept local
-        cluster of the same group are mutual nearest neighbours (each among the other's first
-        ``link_k`` neighbours): stage-1 local clusters are fragments of identities, and this
-        joins a fragment to its neighbour instead of cutting it. ``"camera"``: one pivot per
-        group, the best score. ``"camera-linked"``: the pivots of ``"camera"``, vouching like
-        ``"linked"``. ``"cluster"``: one pivot per global cluster, the best score,
-        refining its camera only. ``"reference"``: the authors' released code (its scores,
-        its pivot choice, see :func:`select_pivots`). The choice is measured in
-        ``benchmarks/refine_quality.py`` (docs: "Choosing a pivot rule").
+    rule : str, default "cross-camera"
+        One of :data:`labelrefine.pivots.PIVOT_RULES`:
+
+        - ``"cross-camera"`` (default, chosen by the measured study of
+          ``benchmarks/refine_quality.py``, docs "Choosing a pivot rule"): in a global cluster
+          that two or more cameras see, a fragment is rejected when its agreement with the
+          cluster's members *from the other cameras* (:func:`labelrefine.agreement.camera_agreement`,
+          camera bias removed) is more than ``max_deviation`` robust standard deviations below the
+          cluster's own level (:func:`labelrefine.agreement.agreement_outliers`); a local -1 image
+          is a fragment of its own. In a cluster that one camera sees there is no other camera to
+          ask, and ``"all"`` applies. Needs ``feats``.
+        - ``"algorithm1"``: the paper's Algorithm 1 read literally, Eq. 5 once per pivot: a member
+          is kept only when it lies in the local cluster of *every* pivot of its group (a group
+          whose pivots sit in two local clusters keeps none of its members).
+        - ``"all"``: a member is kept when *any* pivot of its group vouches for it (its local
+          cluster holds a pivot of the group): another reading of Sec. III-C.
+        - ``"linked"``: as ``"all"``, and a local cluster is also kept when one of its members and
+          a member of a kept local cluster of the same group are mutual nearest neighbours (each
+          among the other's first ``link_k`` neighbours), transitively.
+        - ``"camera"``: one pivot per group, the best score. ``"camera-linked"``: those pivots,
+          vouching like ``"linked"``. ``"cluster"``: one pivot per global cluster, the best score,
+          refining its camera only.
+        - ``"reference"``: the authors' released code (its scores, its pivot choice, see
+          :func:`labelrefine.pivots.select_pivots`).
+
+        In the pivot rules a group is refined when it holds a pivot with a local label, and a
+        member its pivots do not vouch for (local -1 included) is rejected.
+    max_deviation : float > 0, default 3.0
+        Threshold of the ``"cross-camera"`` rule in robust standard deviations (measured in
+        ``benchmarks/refine_quality.py``); ignored by the other rules.
     link_k : int, optional
-        Neighbours (other than the sample) in which the ``"linked"`` rule looks for mutual
-        neighbours, ``1 <= link_k <= k``; default ``min(10, k)`` (the value measured in
-        ``benchmarks/refine_quality.py``). Used by ``"linked"`` and ``"camera-linked"`` only.
+        Neighbours (other than the sample) in which the ``"linked"`` rules look for mutual
+        neighbours, ``1 <= link_k <= k``; default ``min(10, k)`` (our choice: not measured
+        against other values). Used by ``"linked"`` and ``"camera-linked"`` only.
     min_sim : float, default 0.5
         Similarity cut-off of the ``"reference"`` score; ignored by the other rules.
     rng : int, numpy.random.Generator or None
@@ -209,12 +233,13 @@ def refine(
     ------
     ValueError, TypeError
         On mismatched lengths, non-integer or 2-D labels, NaN features, ``p`` outside
-        [0, 1], ``k`` or ``link_k`` out of range, an unknown rule, or both/neither of
-        ``feats``/``knn``.
+        [0, 1], ``k`` or ``link_k`` out of range, an unknown rule, neither ``feats`` nor ``knn``,
+        or ``rule="cross-camera"`` without ``feats``.
 
     See Also
     --------
     refine_with_pivots : the Eq. 5 step with pivots of your own.
+    labelrefine.metrics.impurity_report : how much a refinement removed and cut, given identities.
 
     Examples
     --------
@@ -228,9 +253,16 @@ def refine(
     """
     g = check_labels(global_labels, "global_labels")
     check_choice(rule, "rule", PIVOT_RULES)
+    if rule == "cross-camera":
+        if feats is None:
+            raise ValueError(
+                "rule='cross-camera' needs feats (the features; a kNN graph alone is not enough): pass "
+                "feats=..., with knn=... as well to reuse a graph, or choose a graph-only rule such as rule='all'"
+            )
+        max_deviation = check_real(max_deviation, "max_deviation", low=0.0, high=np.inf, open_low=True)
     indices, distances = graph_from(feats, knn, k, neighbours=k - 1 if rule == "reference" else k)
     if indices.shape[0] != g.shape[0]:
-        source = "knn" if feats is None else "feats"
+        source = "knn" if knn is not None else "feats"
         raise ValueError(f"{source} must have {g.shape[0]} rows (one per sample), got {indices.shape[0]}")
     formula: ScoreFormula = "eq4"
     if rule == "reference":
@@ -242,7 +274,21 @@ def refine(
     if rule in LINKED_RULES:
         link_k = min(10, k) if link_k is None else check_int(link_k, "link_k", low=1, high=k)
         links = neighbours_without_self(indices, distances, link_k)[0]
-    return refine_with_pivots(g, local_labels, cam_codes, chosen, links=links, p=p, rng=rng, scores=scores)
+    evidence = None
+    if rule == "cross-camera":
+        evidence = check_features(feats, "feats", n=g.shape[0]), max_deviation
+    return _refine(
+        g,
+        check_labels(local_labels, "local_labels"),
+        cam_codes,
+        chosen,
+        links=links,
+        every=rule == "algorithm1",
+        evidence=evidence,
+        p=p,
+        rng=rng,
+        scores=scores,
+    )
 
 
 def refine_with_pivots(
@@ -252,6 +298,7 @@ def refine_with_pivots(
     pivots: Any,
     *,
     links: Any = None,
+    every: bool = False,
     p: float = 1.0,
     rng: int | np.random.Generator | None = None,
     scores: Any = None,
@@ -259,11 +306,12 @@ def refine_with_pivots(
     """The refinement step of paper Eq. 5, with pivots chosen by the caller.
 
     Samples are grouped by (global cluster, camera). A group that holds a pivot whose local
-    label is not -1 is *refined*: each of its members whose local cluster holds no pivot of the
-    group (local label -1 included) becomes -1, independently with probability ``p``. Groups
-    without such a pivot, global outliers and the other cameras' members are left as they are.
-    With one pivot per group this is Eq. 5, ``G_k^c ∩ L_i ∪ (G_k \\ G_k^c)``; with several, a
-    member is kept when any pivot of its group vouches for it.
+    label is not -1 is *refined*: each of its members that its pivots do not vouch for (local
+    label -1 included) becomes -1, independently with probability ``p``. Groups without such a
+    pivot, global outliers and the other cameras' members are left as they are. With one pivot
+    per group this is Eq. 5, ``G_k^c ∩ L_i ∪ (G_k \\ G_k^c)``; with several, a member is kept
+    when any pivot of its group vouches for it (its local cluster holds the pivot), or with
+    ``every=True`` only when every pivot of its group does.
 
     Parameters
     ----------
@@ -276,6 +324,9 @@ def refine_with_pivots(
         cluster that holds no pivot is kept too when one of its members and a member of a
         pivot's local cluster in the same group are mutual neighbours (each in the other's
         row), the ``"linked"`` rule of :func:`refine`.
+    every : bool, default False
+        Keep a member only when every pivot of its group vouches for it: Eq. 5 applied once per
+        pivot, the ``"algorithm1"`` rule of :func:`refine`. Not combined with ``links``.
     p : float in [0, 1], default 1.0
         Discard probability; ``p = 0`` returns the labels unchanged, ``p = 1`` is deterministic.
     rng : int, numpy.random.Generator or None
@@ -292,6 +343,8 @@ def refine_with_pivots(
     >>> result = refine_with_pivots([0, 0, 0, 0, 1], [5, 5, 6, 7, 8], ["a", "a", "a", "b", "a"], [0])
     >>> result.labels
     array([ 0,  0, -1,  0,  1])
+    >>> refine_with_pivots([0, 0, 0, 0], [5, 5, 6, 6], ["a"] * 4, [0, 2], every=True).labels
+    array([-1, -1, -1, -1])
     """
     g = check_labels(global_labels, "global_labels")
     local = check_labels(local_labels, "local_labels")
@@ -306,7 +359,28 @@ def refine_with_pivots(
         )
     if chosen.size and (chosen.min() < 0 or chosen.max() >= n):
         raise ValueError(f"pivots must be sample indices in [0, {n}), got values in [{chosen.min()}, {chosen.max()}]")
-    chosen = unique_sorted(chosen.astype(np.int64))
+    every = check_bool(every, "every")
+    if every and links is not None:
+        raise ValueError("give links (any pivot vouches, extended by links) or every=True, not both")
+    return _refine(g, local, cam_codes, chosen, links=links, every=every, evidence=None, p=p, rng=rng, scores=scores)
+
+
+def _refine(
+    g: np.ndarray,
+    local: np.ndarray,
+    cam_codes: np.ndarray,
+    pivots: np.ndarray,
+    *,
+    links: Any,
+    every: bool,
+    evidence: tuple[np.ndarray, float] | None,
+    p: float,
+    rng: Any,
+    scores: Any,
+) -> RefineResult:
+    """Eq. 5 on checked arrays; ``evidence`` = (features, max_deviation): the other cameras decide where they can."""
+    n = check_same_length(global_labels=g, local_labels=local, cams=cam_codes)
+    chosen = unique_sorted(pivots.astype(np.int64))
     p = check_probability(p, "p")
     generator = as_rng(rng)
     score_array = np.full(n, np.nan)
@@ -318,18 +392,30 @@ def refine_with_pivots(
     # Dense codes of (cluster, camera) groups and of local clusters; -1 stays -1.
     clustered = g >= 0
     n_cams = int(cam_codes.max()) + 1 if n else 1
+    cluster = relabel(g)
     group = np.full(n, -1, dtype=np.int64)
-    group[clustered] = np.unique(relabel(g)[clustered] * n_cams + cam_codes[clustered], return_inverse=True)[1]
+    group[clustered] = np.unique(cluster[clustered] * n_cams + cam_codes[clustered], return_inverse=True)[1]
     local_code = relabel(local)
     vouching = chosen[(group[chosen] >= 0) & (local_code[chosen] >= 0)]
     refined_group = np.zeros(int(group.max(initial=-1)) + 2, dtype=bool)  # last slot: group -1 is never refined
     refined_group[group[vouching]] = True
-    # local ids are unique per camera, so (group, local cluster) pairs name the vouched local clusters
-    pair = group * (int(local_code.max(initial=-1)) + 2) + local_code
+    # local ids are unique per camera, so (group, local cluster) pairs name the fragments
+    width = int(local_code.max(initial=-1)) + 2
+    pair = group * width + local_code
     vouched = is_member(pair, pair[vouching]) & (local_code >= 0)
+    if every:  # a group whose pivots sit in two or more local clusters vouches for nothing
+        fragments_vouched = np.bincount(unique_sorted(pair[vouching]) // width, minlength=refined_group.size)
+        vouched &= fragments_vouched[group] == 1
     if links is not None:
         vouched = _join_linked(links, group, pair, vouched, refined_group, local_code >= 0)
     candidate = refined_group[group] & ~vouched
+    if evidence is not None:
+        feats, max_deviation = evidence
+        # a local -1 image is a fragment of its own: code it past every (group, local) pair
+        fragment = np.where(local_code >= 0, pair, int(pair.max(initial=0)) + 1 + np.arange(n))
+        known, outlier = cross_camera_outliers(g, cam_codes, feats, fragment, max_deviation)
+        candidate = np.where(known, outlier, candidate)
+        refined_group[group[known]] = True
     discarded = candidate.copy()
     if p < 1.0:
         idx = np.flatnonzero(candidate)

@@ -113,8 +113,8 @@ def test_pseudo_label_epoch_on_cuda_features():
     labels = infomap_cluster(graph, min_sim=0.3)
     ref_graph = knn(x, 16, backend="numpy")
     np.testing.assert_array_equal(labels, infomap_cluster(ref_graph, min_sim=0.3))
-    result = refine(labels, local, cams, knn=graph, k=15, rng=0)
-    np.testing.assert_array_equal(result.labels, refine(labels, local, cams, knn=ref_graph, k=15, rng=0).labels)
+    result = refine(labels, local, cams, x, knn=graph, k=15, rng=0)
+    np.testing.assert_array_equal(result.labels, refine(labels, local, cams, x, knn=ref_graph, k=15, rng=0).labels)
 
 
 def _memory_steps(device: str, amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -19,6 +19,8 @@ from labelrefine.metrics import (
     bcubed_scores,
     cluster_report,
     expansion,
+    impurity_report,
+    majority_identity,
     nmi,
     pairwise_scores,
 )
@@ -336,3 +338,63 @@ def test_bad_input_messages(true, pred, kwargs, error, match):
     for fn in (cluster_report, pairwise_scores, bcubed_scores, expansion, nmi):
         with pytest.raises(error, match=match):
             fn(true, pred, **kwargs)
+
+
+# ---------------------------------------------------------------- impurity report
+
+
+def loop_impurity_report(true, global_labels, refined):
+    """Impurities and what the refinement did to them, image by image."""
+    true, g, r = list(true), list(global_labels), list(refined)
+    majority = {}
+    for c in set(g) - {-1}:
+        counts: dict = defaultdict(int)
+        for t, label in zip(true, g, strict=True):
+            if label == c:
+                counts[t] += 1
+        majority[c] = min(counts, key=lambda t: (-counts[t], t))  # ties: the identity that sorts first
+    impurity = [label != -1 and t != majority[label] for t, label in zip(true, g, strict=True)]
+    discarded = [label != -1 and after == -1 for label, after in zip(g, r, strict=True)]
+    removed = sum(i and d for i, d in zip(impurity, discarded, strict=True))
+    n_impurities, n_discarded = sum(impurity), sum(discarded)
+    return (
+        n_impurities,
+        n_discarded,
+        removed / n_impurities if n_impurities else 1.0,
+        removed / n_discarded if n_discarded else 1.0,
+        n_discarded - removed,
+        loop_pairwise(true, r, "drop")[0] - loop_pairwise(true, g, "drop")[0],
+        loop_pairwise(true, r, "singleton")[1] - loop_pairwise(true, g, "singleton")[1],
+        sum(after != -1 for after in r) / len(r) if r else 0.0,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 2**31 - 1), st.floats(0.0, 1.0))
+def test_impurity_report_equals_loop(n, seed, discard):
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, 5, n)
+    g = rng.integers(-1, 4, n)
+    refined = np.where(rng.random(n) < discard, -1, g)
+    report = impurity_report(true, g, refined)
+    np.testing.assert_allclose(tuple(report), loop_impurity_report(true, g, refined), rtol=1e-12, atol=1e-12)
+
+
+def test_impurity_report_hand_computed():
+    # cluster 0: identity 7 three times, identity 8 once (the impurity); cluster 1: a tie, 3 sorts before 5
+    true = [7, 7, 7, 8, 5, 3, 9]
+    g = [0, 0, 0, 0, 1, 1, -1]
+    np.testing.assert_array_equal(majority_identity(true, g), [2, 2, 2, 2, 0, 0, -1])  # codes of 3 5 7 8 9
+    report = impurity_report(true, g, [0, 0, -1, -1, -1, 1, -1])
+    assert (report.n_impurities, report.n_discarded, report.true_members_cut) == (2, 3, 1)
+    assert (report.impurities_removed, report.discard_precision) == (1.0, 2 / 3)
+    assert report.coverage == 3 / 7
+    nothing = impurity_report(true, g, g)
+    assert (nothing.impurities_removed, nothing.discard_precision, nothing.precision_gain) == (0.0, 1.0, 0.0)
+
+
+def test_impurity_report_bad_input():
+    with pytest.raises(ValueError, match="refined_labels must hold each sample's global label or -1; sample 1 has 2"):
+        impurity_report([0, 0], [0, 1], [0, 2])
+    with pytest.raises(ValueError, match="same length"):
+        impurity_report([0, 0], [0, 1], [0])

@@ -167,8 +167,8 @@ def test_clustering_and_refine_take_the_torch_graph_as_it_is():
     np.testing.assert_array_equal(graph_t[0], graph_n[0])  # no ties on these features
     labels_t = infomap_cluster(graph_t, min_sim=0.3, rng=1)
     np.testing.assert_array_equal(labels_t, infomap_cluster(graph_n, min_sim=0.3, rng=1))
-    res_t = refine(labels_t, local, cams, knn=graph_t, k=15, rng=0)
-    res_n = refine(labels_t, local, cams, knn=graph_n, k=15, rng=0)
+    res_t = refine(labels_t, local, cams, t, knn=graph_t, k=15, rng=0)
+    res_n = refine(labels_t, local, cams, x, knn=graph_n, k=15, rng=0)
     np.testing.assert_array_equal(res_t.labels, res_n.labels)
     jac_t = jaccard_distance(t, knn=graph_t, k1=16, k2=4, backend="torch", max_distance=0.6)
     db_t = dbscan_cluster(jac_t, eps=0.6, min_samples=3)

@@ -224,7 +224,7 @@ def test_set_values_are_parsed_by_field_type():
         (
             lambda: RefinementConfig(rule="best"),
             ValueError,
-            r"refinement.rule must be one of 'linked', 'camera-linked', 'all', .*'best'",
+            r"refinement.rule must be one of 'cross-camera', 'algorithm1', 'all', .*'best'",
         ),
         (lambda: AlignmentConfig(beta=-0.1), ValueError, r"alignment.beta must be a finite number >= 0, got -0.1"),
         (lambda: AlignmentConfig(cam_lr_mult=0.0), ValueError, r"alignment.cam_lr_mult must be a positive finite"),

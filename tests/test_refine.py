@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelrefine import refine, refine_with_pivots, relabel
+from labelrefine.metrics import impurity_report
 from labelrefine.pivots import PIVOT_RULES, pivot_scores, select_pivots
 from labelrefine.synthetic import make_camera_biased
 
@@ -62,6 +63,62 @@ def loop_refine(g, local, cams, scores, rule):
             if g[j] == g[pivot] and cams[j] == cams[pivot] and local[j] != local[pivot]:
                 out[j] = -1
     return np.array(out)
+
+
+def loop_algorithm1(g, local, cams, scores):
+    """Algorithm 1 read literally: Eq. 5 once for every above-mean pivot, each on the original labels, so
+    a member of a group survives only when it lies in the local cluster of every pivot of its group."""
+    n = len(g)
+    mean = np.mean(scores)
+    out = list(g)
+    for i in range(n):
+        if g[i] == -1 or scores[i] <= mean or local[i] == -1:
+            continue
+        for j in range(n):
+            if g[j] == g[i] and cams[j] == cams[i] and local[j] != local[i]:
+                out[j] = -1
+    return np.array(out)
+
+
+def loop_cross_camera(g, local, cams, feats, scores, max_deviation):
+    """The "cross-camera" rule from its definition (docs "Choosing a pivot rule"), one sample at a time."""
+    n = len(g)
+    unit = [np.asarray(f, dtype=float) / np.linalg.norm(f) for f in feats]
+    camera_mean = {c: np.mean([unit[i] for i in range(n) if cams[i] == c], axis=0) for c in set(cams)}
+    z = []
+    for i in range(n):
+        v = unit[i] - camera_mean[cams[i]]
+        z.append(v / np.linalg.norm(v) if np.linalg.norm(v) > 0 else np.zeros_like(v))
+    fragments: dict = {}
+    for i in range(n):
+        fragments.setdefault((g[i], cams[i], local[i]) if local[i] != -1 else ("alone", i), []).append(i)
+
+    def outliers(ignored):
+        agreement = {}
+        for i in range(n):
+            others = [j for j in range(n) if g[i] != -1 and g[j] == g[i] and cams[j] != cams[i]]
+            if others:
+                total = sum((z[j] for j in others if j not in ignored), np.zeros_like(z[i]))
+                norm = np.linalg.norm(total)
+                agreement[i] = float(z[i] @ total / norm) if norm > 1e-9 else 0.0  # a sum that cancels: 0
+        level = {}
+        for c in {g[i] for i in agreement}:
+            values = sorted(agreement[i] for i in agreement if g[i] == c)
+            level[c] = values[int(np.floor(0.75 * (len(values) - 1)))]
+        deviation = {i: agreement[i] - level[g[i]] for i in agreement}
+        sigma = max(1.4826 * float(np.median([abs(d) for d in deviation.values()])), 1e-6) if deviation else 0
+        found = set()
+        for members in fragments.values():
+            if members[0] in deviation and np.mean([deviation[i] for i in members]) < -max_deviation * sigma:
+                found |= set(members)
+        return found, set(agreement)
+
+    first, _ = outliers(set())  # the first pass's outliers leave the other-camera sums of the second
+    found, known = outliers(first)
+    out = loop_refine_all(g, local, cams, scores)  # clusters that one camera sees: the "all" rule
+    for i in known:
+        out[i] = -1 if i in found else g[i]
+    return out
 
 
 def loop_refine_all(g, local, cams, scores, links=None, one_pivot=False):
@@ -120,10 +177,63 @@ def problems(draw, min_n=6, max_n=40):
 def test_refine_equals_loop(problem, rule):
     g, local, cams, feats, k = problem
     graph = brute_knn(feats, k + 1)
-    result = refine(g, local, cams, knn=graph, k=k, rule=rule)
+    result = refine(g, local, cams, feats, knn=graph, k=k, rule=rule)
     expected_scores = loop_scores(*graph, k)
     np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-12)
     np.testing.assert_array_equal(result.labels, loop_refine(g, local, cams, expected_scores, rule))
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems(), st.floats(0.5, 4.0))
+def test_cross_camera_and_algorithm1_rules_equal_loop(problem, max_deviation):
+    g, local, cams, feats, k = problem
+    graph = brute_knn(feats, k + 1)
+    scores = loop_scores(*graph, k)
+    result = refine(g, local, cams, feats, knn=graph, k=k, rule="cross-camera", max_deviation=max_deviation)
+    np.testing.assert_array_equal(result.labels, loop_cross_camera(g, local, cams, feats, scores, max_deviation))
+    algorithm1 = refine(g, local, cams, feats, knn=graph, k=k, rule="algorithm1")
+    np.testing.assert_array_equal(algorithm1.labels, loop_algorithm1(g, local, cams, scores))
+
+
+def test_cross_camera_rule_on_a_hand_made_cluster():
+    # person a seen by cameras 0, 1 and 2 (two local clusters in each), with two images of look-alike b
+    # merged into a's cluster in camera 0 (local cluster 99); b's other images form cluster 1 in cameras
+    # 1 and 2; twenty other people, four images per camera each, set the noise level
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(22, 8))
+    a, b = centres[0], centres[1]
+    rows = []  # (centre, camera, local cluster, global cluster)
+    for cam in range(3):
+        rows += [(a, cam, 100 * cam + 1, 0)] * 3 + [(a, cam, 100 * cam + 2, 0)] * 3
+        rows += [(centres[p], cam, 100 * cam + p, p + 1) for p in range(2, 22) for _ in range(4)]
+    rows += [(b, 0, 99, 0)] * 2 + [(b, 1, 199, 1)] * 3 + [(b, 2, 299, 1)] * 3
+    feats = np.array([r[0] / np.linalg.norm(r[0]) for r in rows]) + 0.05 * rng.normal(size=(len(rows), 8))
+    cams, local, g = (np.array([r[i] for r in rows]) for i in (1, 2, 3))
+    expected = g.copy()
+    expected[-8:-6] = -1  # only b's images in a's cluster
+    result = refine(g, local, cams, feats)
+    np.testing.assert_array_equal(result.labels, expected)
+    np.testing.assert_array_equal(result.labels, loop_cross_camera(g, local, cams, feats, result.scores, 3.0))
+    # a cluster that one camera sees has no other camera to ask: the "all" rule decides
+    single = [0, 0, 0, 0, 1, 1, 1, 1]
+    np.testing.assert_array_equal(
+        refine(single, local[:8], [0] * 8, feats[:8], k=3).labels,
+        refine(single, local[:8], [0] * 8, feats[:8], k=3, rule="all").labels,
+    )
+
+
+def test_cross_camera_rule_removes_impurities_that_camera_bias_merged():
+    from labelrefine import infomap_cluster, knn
+
+    pytest.importorskip("infomap")
+    data = make_camera_biased(150, 5, images_per_camera=(3, 8), camera_strength=0.8, local_fragments=2, rng=2)
+    graph = knn(data.feats, 15)
+    g = infomap_cluster(graph, min_sim=0.5, rng=1)
+    new = impurity_report(data.pids, g, refine(g, data.local_labels, data.cams, data.feats, knn=graph).labels)
+    old = impurity_report(data.pids, g, refine(g, data.local_labels, data.cams, knn=graph, rule="linked").labels)
+    assert new.n_impurities > 100
+    assert new.impurities_removed > max(0.4, 2 * old.impurities_removed)
+    assert new.discard_precision > 0.85
 
 
 @settings(max_examples=80, deadline=None)
@@ -133,12 +243,12 @@ def test_all_and_linked_rules_equal_loop(problem, link_k):
     link_k = min(link_k, k)
     graph = brute_knn(feats, k + 1)
     scores = loop_scores(*graph, k)
-    result = refine(g, local, cams, knn=graph, k=k, rule="all")
+    result = refine(g, local, cams, feats, knn=graph, k=k, rule="all")
     np.testing.assert_array_equal(result.labels, loop_refine_all(g, local, cams, scores))
-    linked = refine(g, local, cams, knn=graph, k=k, rule="linked", link_k=link_k)
+    linked = refine(g, local, cams, feats, knn=graph, k=k, rule="linked", link_k=link_k)
     links = [set(row[1 : link_k + 1].tolist()) for row in graph[0]]
     np.testing.assert_array_equal(linked.labels, loop_refine_all(g, local, cams, scores, links))
-    camera_linked = refine(g, local, cams, knn=graph, k=k, rule="camera-linked", link_k=link_k)
+    camera_linked = refine(g, local, cams, feats, knn=graph, k=k, rule="camera-linked", link_k=link_k)
     expected = loop_refine_all(g, local, cams, scores, links, one_pivot=True)
     np.testing.assert_array_equal(camera_linked.labels, expected)
 
@@ -148,7 +258,7 @@ def test_all_and_linked_rules_equal_loop(problem, link_k):
 def test_reference_rule_equals_authors_loop(problem, min_sim):
     g, local, cams, feats, k = problem
     graph = brute_knn(feats, k + 1)
-    result = refine(g, local, cams, knn=graph, k=k, rule="reference", min_sim=min_sim)
+    result = refine(g, local, cams, feats, knn=graph, k=k, rule="reference", min_sim=min_sim)
     expected_scores = loop_reference_scores(*graph, k, min_sim)
     np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-12)
     np.testing.assert_array_equal(result.labels, loop_refine(g, local, cams, expected_scores, "reference"))
@@ -188,8 +298,12 @@ def test_features_and_graph_give_the_same_result():
     data = make_camera_biased(n_ids=30, n_cams=3, rng=1)
     from labelrefine.neighbors import knn
 
+    graph = knn(data.feats, 11)
     from_feats = refine(data.pids // 2, data.local_labels, data.cams, data.feats, k=10)
-    from_graph = refine(data.pids // 2, data.local_labels, data.cams, knn=knn(data.feats, 11), k=10)
+    both = refine(data.pids // 2, data.local_labels, data.cams, data.feats, knn=graph, k=10)
+    np.testing.assert_array_equal(from_feats.labels, both.labels)
+    from_feats = refine(data.pids // 2, data.local_labels, data.cams, data.feats, k=10, rule="all")
+    from_graph = refine(data.pids // 2, data.local_labels, data.cams, knn=graph, k=10, rule="all")
     np.testing.assert_array_equal(from_feats.labels, from_graph.labels)
 
 
@@ -198,8 +312,8 @@ def test_graph_without_self_column_is_accepted():
     feats = rng.normal(size=(30, 3))
     indices, distances = brute_knn(feats, 6)
     g, local, cams = rng.integers(0, 3, 30), rng.integers(0, 3, 30), rng.integers(0, 2, 30)
-    with_self = refine(g, local, cams, knn=(indices, distances), k=5)
-    without_self = refine(g, local, cams, knn=(indices[:, 1:], distances[:, 1:]), k=5)
+    with_self = refine(g, local, cams, feats, knn=(indices, distances), k=5)
+    without_self = refine(g, local, cams, feats, knn=(indices[:, 1:], distances[:, 1:]), k=5)
     np.testing.assert_array_equal(with_self.labels, without_self.labels)
 
 
@@ -239,11 +353,11 @@ def test_pivot_with_local_outlier_refines_nothing():
     g = np.zeros(12, dtype=int)
     cams = np.zeros(12, dtype=int)
     local = np.full(12, -1)
-    result = refine(g, local, cams, knn=graph, k=3, rule="camera")
+    result = refine(g, local, cams, feats, knn=graph, k=3, rule="camera")
     assert result.n_pivots == 1
     assert result.n_discarded == 0
     for rule in PIVOT_RULES:
-        assert refine(g, local, cams, knn=graph, k=3, rule=rule).n_discarded == 0
+        assert refine(g, local, cams, feats, knn=graph, k=3, rule=rule).n_discarded == 0
 
 
 # ---------------------------------------------------------------- invariants
@@ -254,8 +368,8 @@ def test_pivot_with_local_outlier_refines_nothing():
 def test_p_zero_is_identity_and_p_one_only_moves_to_minus_one(problem, rule):
     g, local, cams, feats, k = problem
     graph = brute_knn(feats, k + 1)
-    np.testing.assert_array_equal(refine(g, local, cams, knn=graph, k=k, p=0.0, rule=rule).labels, g)
-    result = refine(g, local, cams, knn=graph, k=k, p=1.0, rule=rule)
+    np.testing.assert_array_equal(refine(g, local, cams, feats, knn=graph, k=k, p=0.0, rule=rule).labels, g)
+    result = refine(g, local, cams, feats, knn=graph, k=k, p=1.0, rule=rule)
     changed = result.labels != g
     assert (result.labels[changed] == -1).all()
     np.testing.assert_array_equal(changed, result.discarded)
@@ -266,11 +380,17 @@ def test_p_zero_is_identity_and_p_one_only_moves_to_minus_one(problem, rule):
 @given(problems(), st.sampled_from(PIVOT_RULES), st.floats(0.05, 0.95))
 def test_discards_stay_in_the_pivot_camera(problem, rule, p):
     g, local, cams, feats, k = problem
-    result = refine(g, local, cams, knn=brute_knn(feats, k + 1), k=k, rule=rule, p=p, rng=0)
+    result = refine(g, local, cams, feats, knn=brute_knn(feats, k + 1), k=k, rule=rule, p=p, rng=0)
+    seen_by = {c: {cams[i] for i in range(len(g)) if g[i] == c} for c in set(g.tolist())}
     for j in np.flatnonzero(result.discarded):
+        if rule == "cross-camera" and len(seen_by[g[j]]) > 1:
+            continue  # decided by the other cameras' evidence, not by a pivot (test_cross_camera_..._equal_loop)
         same_group = [i for i in result.pivots if g[i] == g[j] and cams[i] == cams[j] and local[i] != -1]
         assert same_group, "a discarded sample must share cluster and camera with a pivot"
-        assert all(local[j] != local[i] for i in same_group)
+        if rule == "algorithm1":  # every pivot of the group must vouch: one that does not is enough
+            assert any(local[j] != local[i] for i in same_group)
+        else:
+            assert all(local[j] != local[i] for i in same_group)
 
 
 @settings(max_examples=40, deadline=None)
@@ -284,8 +404,8 @@ def test_renaming_ids_does_not_change_what_is_discarded(problem, rule, p):
     rename_cam = np.array(["north", "south", "gate", "lobby"])[rng.permutation(4)]
     g2 = np.where(g >= 0, rename_g[g], -1)
     local2 = np.where(local >= 0, rename_local[local], -1)
-    before = refine(g, local, cams, knn=graph, k=k, rule=rule, p=p, rng=5)
-    after = refine(g2, local2, rename_cam[cams], knn=graph, k=k, rule=rule, p=p, rng=5)
+    before = refine(g, local, cams, feats, knn=graph, k=k, rule=rule, p=p, rng=5)
+    after = refine(g2, local2, rename_cam[cams], feats, knn=graph, k=k, rule=rule, p=p, rng=5)
     np.testing.assert_array_equal(before.discarded, after.discarded)
 
 
@@ -295,7 +415,7 @@ def test_inputs_are_not_modified_and_results_are_read_only():
     feats = rng.normal(size=(40, 5))
     graph = brute_knn(feats, 6)
     copies = [a.copy() for a in (g, local, cams, feats, *graph)]
-    result = refine(g, local, cams, knn=graph, k=5)
+    result = refine(g, local, cams, feats, knn=graph, k=5)
     refine(g, local, cams, feats, k=5)
     for original, copy in zip((g, local, cams, feats, *graph), copies, strict=True):
         np.testing.assert_array_equal(original, copy)
@@ -307,9 +427,9 @@ def test_same_seed_same_result_and_p_half_discards_about_half():
     data = make_camera_biased(n_ids=80, n_cams=4, rng=0)
     graph = brute_knn(data.feats.astype(np.float64), 16)
     g = data.pids // 4
-    full = refine(g, data.local_labels, data.cams, knn=graph, p=1.0)
-    a = refine(g, data.local_labels, data.cams, knn=graph, p=0.5, rng=123)
-    b = refine(g, data.local_labels, data.cams, knn=graph, p=0.5, rng=np.random.default_rng(123))
+    full = refine(g, data.local_labels, data.cams, data.feats, knn=graph, p=1.0)
+    a = refine(g, data.local_labels, data.cams, data.feats, knn=graph, p=0.5, rng=123)
+    b = refine(g, data.local_labels, data.cams, data.feats, knn=graph, p=0.5, rng=np.random.default_rng(123))
     np.testing.assert_array_equal(a.labels, b.labels)
     assert not (a.discarded & ~full.discarded).any()
     assert 0.35 < a.n_discarded / full.n_discarded < 0.65
@@ -329,17 +449,20 @@ def test_torch_tensors_and_lists_are_accepted():
 @given(problems(), st.sampled_from(PIVOT_RULES))
 def test_group_counts_equal_loop(problem, rule):
     g, local, cams, feats, k = problem
-    result = refine(g, local, cams, knn=brute_knn(feats, k + 1), k=k, rule=rule)
+    result = refine(g, local, cams, feats, knn=brute_knn(feats, k + 1), k=k, rule=rule)
     groups = {(g[i], cams[i]) for i in range(len(g)) if g[i] != -1}
     fragments = {(g[i], cams[i], local[i]) for i in range(len(g)) if g[i] != -1 and local[i] != -1}
     refined = {(g[i], cams[i]) for i in result.pivots if g[i] != -1 and local[i] != -1}
+    if rule == "cross-camera":  # every group of a cluster that two or more cameras see is looked into
+        refined |= {key for key in groups if len({c for c2, c in groups if c2 == key[0]}) > 1}
     assert (result.n_groups, result.n_fragments, result.n_refined_groups) == (len(groups), len(fragments), len(refined))
     if groups:
         assert result.fragments_per_group == len(fragments) / len(groups)
 
 
 def test_result_counts():
-    result = refine([0, 0, 0, -1, 1, 1], [0, 1, 1, 0, 2, 2], [0] * 6, knn=brute_knn(np.eye(6) + 0.1, 4), k=3)
+    graph = brute_knn(np.eye(6) + 0.1, 4)
+    result = refine([0, 0, 0, -1, 1, 1], [0, 1, 1, 0, 2, 2], [0] * 6, knn=graph, k=3, rule="all")
     assert result.n_samples == 6
     assert result.n_outliers == result.n_discarded + 1
     assert result.discard_ratio == result.n_discarded / 5
@@ -415,14 +538,15 @@ def test_k_out_of_range(k):
 def test_unknown_rule():
     with pytest.raises(
         ValueError,
-        match="rule must be one of 'linked', 'camera-linked', 'all', 'camera', 'cluster', 'reference'; got 'best'",
+        match="rule must be one of 'cross-camera', 'algorithm1', 'all', 'linked', 'camera-linked', 'camera', "
+        "'cluster', 'reference'; got 'best'",
     ):
         refine(G, L, C, FEATS, k=2, rule="best")
 
 
 def test_link_k_out_of_range():
     with pytest.raises(ValueError, match=r"link_k must be in \[1, 3\], got 4"):
-        refine(G, L, C, FEATS, k=3, link_k=4)
+        refine(G, L, C, FEATS, k=3, rule="linked", link_k=4)
 
 
 def test_refine_with_pivots_bad_pivots():
@@ -444,7 +568,7 @@ def test_too_few_samples_for_any_k(source):
     feats = np.eye(2)
     inputs = {"feats": feats} if source == "feats" else {"knn": brute_knn(feats, 2)}
     with pytest.raises(ValueError, match=rf"pivot scores need at least 3 samples .*; {source} has 2 rows"):
-        refine([0, 0], [1, 2], [0, 0], k=2, **inputs)
+        refine([0, 0], [1, 2], [0, 0], k=2, rule="all", **inputs)
 
 
 def test_refine_with_pivots_bad_links_and_scores():
@@ -456,26 +580,42 @@ def test_refine_with_pivots_bad_links_and_scores():
         refine_with_pivots(G, L, C, [0], scores=[1.0, 2.0])
 
 
-def test_feats_and_knn_both_or_neither():
+def test_neither_feats_nor_knn():
+    with pytest.raises(ValueError, match="give feats .* or knn .*; got neither"):
+        refine(G, L, C, k=2, rule="all")
     with pytest.raises(ValueError, match="exactly one of feats"):
-        refine(G, L, C, k=2)
-    with pytest.raises(ValueError, match="exactly one of feats"):
-        refine(G, L, C, FEATS, knn=brute_knn(FEATS, 3), k=2)
+        pivot_scores(FEATS, knn=brute_knn(FEATS, 3), k=2)
+
+
+def test_cross_camera_rule_needs_features():
+    with pytest.raises(ValueError, match=r"rule='cross-camera' needs feats .* rule='all'"):
+        refine(G, L, C, knn=brute_knn(FEATS, 3), k=2)
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan")])
+def test_max_deviation_must_be_positive(value):
+    with pytest.raises(ValueError, match=r"max_deviation must be .*in \(0, inf\]"):
+        refine(G, L, C, FEATS, k=2, max_deviation=value)
+
+
+def test_refine_with_pivots_every_and_links_exclude_each_other():
+    with pytest.raises(ValueError, match="not both"):
+        refine_with_pivots(G, L, C, [0], links=np.zeros((6, 1), dtype=int), every=True)
 
 
 def test_graph_too_narrow_for_k():
     with pytest.raises(ValueError, match=r"k=3 needs at least 3 .*knn\(feats, k\)"):
-        refine(G, L, C, knn=brute_knn(FEATS, 3), k=3)
+        refine(G, L, C, knn=brute_knn(FEATS, 3), k=3, rule="all")
 
 
 def test_graph_with_bad_indices_or_distances():
     indices, distances = brute_knn(FEATS, 3)
     with pytest.raises(ValueError, match=r"knn indices must lie in \[0, 6\)"):
-        refine(G, L, C, knn=(indices + 1, distances), k=2)
+        refine(G, L, C, knn=(indices + 1, distances), k=2, rule="all")
     with pytest.raises(ValueError, match="knn distances must be >= 0"):
-        refine(G, L, C, knn=(indices, distances - 1), k=2)
+        refine(G, L, C, knn=(indices, distances - 1), k=2, rule="all")
     with pytest.raises(TypeError, match=r"knn must be a tuple \(indices, distances\)"):
-        refine(G, L, C, knn=indices, k=2)
+        refine(G, L, C, knn=indices, k=2, rule="all")
 
 
 def test_bad_rng():

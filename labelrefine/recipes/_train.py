@@ -309,7 +309,7 @@ class InterTrainer(Trainer):
     def pseudo_label(self, feats: np.ndarray, epoch: int) -> PseudoLabels:
         """:meth:`cluster`, :meth:`refine`, :meth:`weights`; the cluster quality when identities are known."""
         global_labels, graph = self.cluster(feats)
-        refined, stats = self.refine(global_labels, graph, epoch)
+        refined, stats = self.refine(global_labels, feats, graph, epoch)
         labels = relabel(refined)
         weights = self.weights(labels, epoch)
         stats.update(outlier_ratio=float((labels < 0).mean()), cacl=weights is not None)
@@ -336,7 +336,7 @@ class InterTrainer(Trainer):
         jaccard = jaccard_distance(feats, knn=graph, k1=c.k1, k2=c.k2, max_distance=c.eps)
         return dbscan_cluster(jaccard, eps=c.eps, min_samples=c.min_samples), graph
 
-    def refine(self, labels: np.ndarray, graph: Any, epoch: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def refine(self, labels: np.ndarray, feats: np.ndarray, graph: Any, epoch: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Camera-aware refinement of the global labels with the local ones; (labels, log statistics)."""
         r = self.config.refinement
         if not r.enabled or self.local is None:
@@ -353,10 +353,12 @@ class InterTrainer(Trainer):
             labels,
             self.local,
             self.data.train_cams,
+            feats,
             knn=graph,
             k=self.config.clustering.k,
             p=p,
             rule=cast(PivotRule, r.rule),  # RefinementConfig checks rule against PIVOT_RULES (and refine again)
+            max_deviation=r.max_deviation,
             min_sim=self.config.clustering.min_sim,
             rng=self.epoch_seed(epoch),
         )
