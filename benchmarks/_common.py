@@ -107,6 +107,62 @@ def collect(results: dict[str, dict[str, list[float]]], name: str, last: dict[st
         row.setdefault(key, []).append(float(value))
 
 
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def synthreid_runs(
+    seeds: list[int], variants: dict[str, dict[str, str]], root: Any, sets: dict[str, str]
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]], dict[str, list[list[dict[str, Any]]]]]:
+    """Both recipe stages on SynthReID images with the ``synthreid`` preset, for every seed and variant.
+
+    For each seed (data seed = training seed) the dataset is generated and stage 1 runs once; then
+    stage 2 runs for every variant (``{name: --set switches}``) with the same local labels. Returns
+    the last-record quantities of :func:`collect` per variant (with wall and CPU seconds), the
+    stage-1 times and label quality, and every stage-2 run's history per variant.
+    """
+    import logging
+    import sys
+
+    from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
+
+    logging.getLogger("labelrefine.recipes.calr").disabled = True
+    results: dict[str, dict[str, list[float]]] = {}
+    histories: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in variants}
+    stage1: dict[str, list[float]] = {"wall": [], "cpu": [], "precision": [], "recall": []}
+    for seed in seeds:
+        common = {"runtime.progress": "false", "seed": str(seed), "synthetic.seed": str(seed), **sets}
+        common["data.root"] = str(root / f"data-{seed}")
+        intra_dir = root / f"intra-{seed}"
+        config = resolve_config("intra", preset="synthreid", sets={**common, "runtime.run_dir": str(intra_dir)})
+        result, wall, cpu = _timed(lambda c=config: train_intra(c))
+        stage1["wall"].append(wall)
+        stage1["cpu"].append(cpu)
+        stage1["precision"].append(result.metrics["pairwise_precision"])
+        stage1["recall"].append(result.metrics["pairwise_recall"])
+        print(f"seed {seed}: stage 1 {wall:.0f} s wall, {cpu:.0f} s CPU", file=sys.stderr, flush=True)
+        for name, switches in variants.items():
+            run_dir = root / "".join(c if c.isalnum() else "_" for c in f"{name}-{seed}")
+            cfg = resolve_config(
+                "inter",
+                preset="synthreid",
+                sets={**common, "runtime.run_dir": str(run_dir), "refinement.local_labels": str(intra_dir), **switches},
+            )
+            result, wall, cpu = _timed(lambda c=cfg: train_inter(c))
+            histories[name].append(result.history)
+            last = result.history[-1]
+            collect(results, name, last, wall=wall, cpu=cpu)
+            print(
+                f"seed {seed} {name}: mAP {100 * last['mAP']:.1f} rank-1 {100 * last['rank1']:.1f}, "
+                f"{wall:.0f} s wall, {cpu:.0f} s CPU",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results, stage1, histories
+
+
 def ablation_cells(results: dict[str, dict[str, list[float]]], name: str, reference: str) -> list[str]:
     """The cells of :data:`ABLATION_HEADERS` for variant ``name``; mAP ratio against ``reference``."""
     r = results[name]

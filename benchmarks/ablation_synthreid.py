@@ -21,7 +21,6 @@ Usage: ``python benchmarks/ablation_synthreid.py [--seeds N] [--variants NAME ..
 
 from __future__ import annotations
 
-import logging
 import shutil
 import statistics
 import sys
@@ -31,54 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ABLATION_HEADERS, TABLE_III, ablation_cells, collect, machine, parser, table
+from _common import ABLATION_HEADERS, TABLE_III, ablation_cells, machine, parser, synthreid_runs, table
 
-from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
-
-
-def _timed(fn: object) -> tuple[object, float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()  # type: ignore[operator]
-    return out, time.perf_counter() - wall, time.process_time() - cpu
-
-
-def run(seeds: list[int], variants: list[str], root: Path, sets: dict[str, str]) -> tuple[dict, dict]:
-    logging.getLogger("labelrefine.recipes.calr").disabled = True
-    results: dict[str, dict[str, list[float]]] = {}
-    stage1: dict[str, list[float]] = {"wall": [], "cpu": [], "precision": [], "recall": []}
-    for seed in seeds:
-        common = {"runtime.progress": "false", "seed": str(seed), "synthetic.seed": str(seed), **sets}
-        common["data.root"] = str(root / f"data-{seed}")
-        intra_dir = root / f"intra-{seed}"
-        config = resolve_config("intra", preset="synthreid", sets={**common, "runtime.run_dir": str(intra_dir)})
-        result, wall, cpu = _timed(lambda c=config: train_intra(c))
-        stage1["wall"].append(wall)
-        stage1["cpu"].append(cpu)
-        stage1["precision"].append(result.metrics["pairwise_precision"])  # type: ignore[attr-defined]
-        stage1["recall"].append(result.metrics["pairwise_recall"])  # type: ignore[attr-defined]
-        print(f"seed {seed}: stage 1 {wall:.0f} s wall, {cpu:.0f} s CPU", file=sys.stderr, flush=True)
-        for name in variants:
-            run_dir = root / f"{name}-{seed}".replace(" ", "_")
-            cfg = resolve_config(
-                "inter",
-                preset="synthreid",
-                sets={
-                    **common,
-                    "runtime.run_dir": str(run_dir),
-                    "refinement.local_labels": str(intra_dir),
-                    **TABLE_III[name],
-                },
-            )
-            result, wall, cpu = _timed(lambda c=cfg: train_inter(c))
-            last = result.history[-1]  # type: ignore[attr-defined]
-            collect(results, name, last, wall=wall, cpu=cpu)
-            print(
-                f"seed {seed} {name}: mAP {100 * last['mAP']:.1f} rank-1 {100 * last['rank1']:.1f}, "
-                f"{wall:.0f} s wall, {cpu:.0f} s CPU",
-                file=sys.stderr,
-                flush=True,
-            )
-    return results, stage1
+from labelrefine.recipes.calr import resolve_config
 
 
 def main() -> None:
@@ -95,7 +49,9 @@ def main() -> None:
     variants = [v for v in TABLE_III if v in args.variants]
     tic = time.perf_counter()
     try:
-        results, stage1 = run(list(range(1, args.seeds + 1)), variants, root, sets)
+        results, stage1, _ = synthreid_runs(
+            list(range(1, args.seeds + 1)), {name: TABLE_III[name] for name in variants}, root, sets
+        )
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

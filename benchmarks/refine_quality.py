@@ -85,7 +85,7 @@ def evaluate(pids, cams, local, feats, seed: int, variants: dict[str, dict]) -> 
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def calibrated_strength(name: str, target: float) -> float:
     """Camera strength whose Infomap clusters (seed 0) come closest to pairwise precision ``target``."""
     pids, cams, _ = stage1_arrays(name)
@@ -101,7 +101,7 @@ def calibrated_strength(name: str, target: float) -> float:
     return round((low + high) / 2, 3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stage1_arrays(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pid, cam, local) of a released-labels file, or of a profile's generated set (seed 0) for calibration."""
     if name.endswith(".npz"):
@@ -266,7 +266,8 @@ def main() -> None:
     print(f"The library default is `{DEFAULT_RULE}`.\n")
     print("## The cross-camera threshold (max_deviation)\n")
     print(summary(cells, [n for n in variants if n.startswith("cross-camera,")])[0])
-    print("\n## Per cell: impurities removed / discard precision / precision gain / recall change (✗: misses the bar)\n")
+    print("\n## Per cell: impurities removed / discard precision / precision gain / recall change\n")
+    print("(✗: the cell misses the bar)\n")
     print(cell_table(cells, ["cross-camera", "algorithm1", "all", "linked", "camera", "reference"]))
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.figure:

@@ -180,6 +180,7 @@ def test_stage2_improves_map_over_the_untrained_features_and_plots(stage1):
     }
     assert keys <= set(records[-1])
     assert set(records[0]["quality"]) == {"global", "local", "refined"}
+    assert set(records[0]["impurity"]) == set(ImpurityReport._fields)
     assert records[0]["p"] == 1.0 and records[-1]["p"] < 1.0  # the authors' cosine decay
     assert [r["cacl"] for r in records] == [False, False, True, True]  # warm-up of 2 epochs
     png = plot_runs([root / "inter"])

@@ -20,6 +20,7 @@ from torch.utils.data import Subset
 
 from .._validation import KnnGraph
 from ..cluster import camera_weights, cluster_camera, cluster_per_camera, dbscan_cluster, infomap_cluster
+from ..metrics import impurity_report
 from ..neighbors import jaccard_distance, knn
 from ..nn import CameraClassifier, broadcast_object, grl_lambda
 from ..pivots import PivotRule
@@ -316,6 +317,7 @@ class InterTrainer(Trainer):
         if self.data.identities_known:
             pids = self.data.train_pids
             stats["quality"] = {"global": quality(pids, global_labels), "refined": quality(pids, labels)}
+            stats["impurity"] = impurity_report(pids, global_labels, refined)._asdict()
             if self.local is not None:
                 stats["quality"]["local"] = quality(pids, self.local)
         return self.pack(
@@ -428,7 +430,12 @@ class InterTrainer(Trainer):
         precision = ""
         if "global" in quality:
             before, after = quality["global"]["pairwise_precision"], quality["refined"]["pairwise_precision"]
-            precision = f" precision {before:.3f} -> {after:.3f},"
+            impurity = record["impurity"]
+            precision = (
+                f" precision {before:.3f} -> {after:.3f} (impurities removed {impurity['impurities_removed']:.0%},"
+                f" discard precision {impurity['discard_precision']:.2f}, {impurity['true_members_cut']} true members"
+                " cut),"
+            )
         logger.info(
             "%s: %d clusters (%.1f%% outliers), p=%.3f discarded %.1f%% "
             "(%.0f%% of cluster-camera groups refined, %.1f local clusters per group),%s loss %.3f%s, %.1f s",
