@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from ._arrays import dense_codes, unique_sorted
 from ._validation import check_cameras, check_features, check_labels, check_same_length
 
 __all__ = ["REFERENCE_QUANTILE", "agreement_outliers", "camera_agreement"]
@@ -40,19 +41,24 @@ _CANCELLED = 1e-9
 _BLOCK = 1 << 15
 
 
-def _indicator(codes: np.ndarray, n_rows: int) -> sp.csr_matrix:
-    """Sparse (n_rows, len(codes)) 0/1 matrix with a 1 at (codes[i], i): one product sums rows by code."""
+def _sum_by(codes: np.ndarray, n_codes: int, x: np.ndarray) -> np.ndarray:
+    """Sums of the rows of ``x`` per code, shape (n_codes, D), in x's dtype: one sparse 0/1 product.
+
+    The indicator takes x's dtype, so float32 features are never copied to float64 (for summing unit
+    vectors float32 is ample); the product is ~10x faster here than ``np.add.reduceat``.
+    """
     n = codes.shape[0]
-    return sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(n_rows, n))
+    indicator = sp.csr_matrix((np.ones(n, dtype=x.dtype), (codes, np.arange(n))), shape=(n_codes, n))
+    return np.asarray(indicator @ x)
 
 
 def _camera_centred(x: np.ndarray, cam_codes: np.ndarray, n_cams: int) -> np.ndarray:
     """Unit rows minus their camera's mean unit row, back to unit length (zero rows stay zero); x's dtype."""
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(x.dtype).tiny)
-    means = _indicator(cam_codes, n_cams) @ unit / np.bincount(cam_codes, minlength=n_cams)[:, None]
-    z = unit - means[cam_codes].astype(x.dtype)
-    norms = np.linalg.norm(z, axis=1, keepdims=True)
-    return np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
+    means = _sum_by(cam_codes, n_cams, unit) / np.maximum(np.bincount(cam_codes, minlength=n_cams), 1)[:, None]
+    unit -= means[cam_codes].astype(x.dtype)
+    norms = np.linalg.norm(unit, axis=1, keepdims=True)
+    return np.divide(unit, norms, out=unit, where=norms > 0)
 
 
 class _Layout(NamedTuple):
@@ -69,10 +75,10 @@ class _Layout(NamedTuple):
 def _layout(g: np.ndarray, cam_codes: np.ndarray, x: np.ndarray) -> _Layout:
     rows = np.flatnonzero(g >= 0)
     n_cams = int(cam_codes.max(initial=0)) + 1
-    cluster = np.unique(g[rows], return_inverse=True)[1].reshape(-1)
-    group_keys, group = np.unique(cluster * n_cams + cam_codes[rows], return_inverse=True)
-    group = group.reshape(-1)
-    z = _camera_centred(x, cam_codes, n_cams)[rows] if rows.size else np.zeros((0, x.shape[1]), x.dtype)
+    cluster = dense_codes(g[rows])
+    group_keys = unique_sorted(cluster * n_cams + cam_codes[rows])
+    group = np.searchsorted(group_keys, cluster * n_cams + cam_codes[rows])
+    z = _camera_centred(x, cam_codes, n_cams)[rows]
     others = np.bincount(cluster)[cluster] - np.bincount(group)[group] if rows.size else cluster
     return _Layout(rows, z, cluster, group, group_keys // n_cams, others)
 
@@ -82,11 +88,9 @@ def _agreement(layout: _Layout, n: int, counted: np.ndarray | None = None) -> np
     agreement = np.full(n, np.nan)
     if layout.rows.size == 0:
         return agreement
-    sums = _indicator(layout.group, layout.group_cluster.size)
-    if counted is not None:
-        sums = sums.multiply(counted[layout.rows]).tocsr()
-    group_sums = sums @ layout.z
-    cluster_sums = _indicator(layout.group_cluster, int(layout.cluster.max()) + 1) @ group_sums
+    kept = slice(None) if counted is None else counted[layout.rows]
+    group_sums = _sum_by(layout.group[kept], layout.group_cluster.size, layout.z[kept])
+    cluster_sums = _sum_by(layout.group_cluster, int(layout.cluster.max()) + 1, group_sums)
     for start in range(0, layout.rows.size, _BLOCK):
         block = slice(start, start + _BLOCK)
         other = cluster_sums[layout.cluster[block]] - group_sums[layout.group[block]]
@@ -174,7 +178,7 @@ def agreement_outliers(
     level[sorted_clusters[start]] = values[order][start + np.floor(REFERENCE_QUANTILE * (size - 1)).astype(np.int64)]
     deviation = values - level[clusters]
     sigma = max(_MAD_TO_SD * float(np.median(np.abs(deviation))), MIN_SIGMA)
-    codes = np.unique(fragment[rows], return_inverse=True)[1].reshape(-1)
+    codes = dense_codes(fragment[rows])
     mean = np.bincount(codes, weights=deviation) / np.bincount(codes)
     outlier[rows] = mean[codes] < -max_deviation * sigma
     return outlier

@@ -34,7 +34,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._arrays import unique_sorted
+from ._arrays import dense_codes, unique_sorted
 from ._validation import check_cameras, check_choice, check_labels, check_same_length
 
 __all__ = [
@@ -510,7 +510,7 @@ def majority_identity(true_labels: Any, pred_labels: Any) -> np.ndarray:
     first = order[np.r_[True, t.cols[order][1:] != t.cols[order][:-1]]]
     best = np.empty(t.pred_sizes.size, dtype=np.int64)
     best[t.cols[first]] = t.rows[first]
-    pred_codes = np.unique(pred, return_inverse=True)[1].reshape(-1)
+    pred_codes = dense_codes(pred)
     return np.where(pred >= 0, best[pred_codes], -1)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import is_member, unique_sorted
+from ._arrays import dense_codes, is_member, unique_sorted
 from ._validation import (
     KnnGraph,
     as_rng,
@@ -134,7 +134,7 @@ def relabel(labels: Any) -> np.ndarray:
     labels = check_labels(labels, "labels")
     out = np.full(labels.shape, -1, dtype=np.int64)
     clustered = labels >= 0
-    out[clustered] = np.unique(labels[clustered], return_inverse=True)[1].reshape(-1)
+    out[clustered] = dense_codes(labels[clustered])
     return out
 
 
@@ -394,7 +394,7 @@ def _refine(
     n_cams = int(cam_codes.max()) + 1 if n else 1
     cluster = relabel(g)
     group = np.full(n, -1, dtype=np.int64)
-    group[clustered] = np.unique(cluster[clustered] * n_cams + cam_codes[clustered], return_inverse=True)[1]
+    group[clustered] = dense_codes(cluster[clustered] * n_cams + cam_codes[clustered])
     local_code = relabel(local)
     vouching = chosen[(group[chosen] >= 0) & (local_code[chosen] >= 0)]
     refined_group = np.zeros(int(group.max(initial=-1)) + 2, dtype=bool)  # last slot: group -1 is never refined

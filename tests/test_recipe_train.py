@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("yaml")
 pytest.importorskip("infomap")
 
-from labelrefine.metrics import cluster_report  # noqa: E402
+from labelrefine.metrics import ImpurityReport, cluster_report  # noqa: E402
 from labelrefine.recipes._data import build_data, synthetic_splits  # noqa: E402
 from labelrefine.recipes._runtime import read_log  # noqa: E402
 from labelrefine.recipes._trainer import global_batches  # noqa: E402

@@ -338,7 +338,9 @@ class InterTrainer(Trainer):
         jaccard = jaccard_distance(feats, knn=graph, k1=c.k1, k2=c.k2, max_distance=c.eps)
         return dbscan_cluster(jaccard, eps=c.eps, min_samples=c.min_samples), graph
 
-    def refine(self, labels: np.ndarray, feats: np.ndarray, graph: Any, epoch: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def refine(
+        self, labels: np.ndarray, feats: np.ndarray, graph: Any, epoch: int
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Camera-aware refinement of the global labels with the local ones; (labels, log statistics)."""
         r = self.config.refinement
         if not r.enabled or self.local is None:
