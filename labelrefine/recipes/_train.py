@@ -248,7 +248,8 @@ class InterTrainer(Trainer):
 
     Its pseudo-label step is :meth:`cluster` (one kNN graph, Infomap or DBSCAN on the Jaccard
     distance), :meth:`refine` (:func:`labelrefine.refine` with the stage-1 local labels and p
-    from the decay schedule) and :meth:`weights` (camera-entropy weights after the warm-up);
+    from the decay schedule) and :meth:`weights` (camera-entropy weights after the
+    ``refinement.cacl_warmup`` epochs of warm-up, which come from the authors' code, not the paper);
     each is a method to override. With ``alignment.enabled`` a camera classifier behind
     gradient reversal adds ``alignment.beta`` x the camera-domain loss.
 
@@ -502,10 +503,12 @@ def train_inter(config: InterConfig, *, resume: bool = False, hooks: Iterable[Ho
 
     Runs :class:`InterTrainer`. Every epoch: extract the training features; one kNN graph;
     Infomap (or DBSCAN on the Jaccard distance); :func:`labelrefine.refine` of the global labels
-    with the stage-1 local labels, p from the decay schedule; camera-entropy weights after the
-    warm-up; memory reset to the centroids; ``optim.iters_per_epoch`` steps of ClusterNCE +
-    ``alignment.beta`` x camera-domain loss through gradient reversal; evaluation; checkpoint.
-    Clustering and refinement run on rank 0 and the labels are broadcast.
+    with the stage-1 local labels (rule ``refinement.rule``), p from the decay schedule;
+    camera-entropy weights after ``refinement.cacl_warmup`` epochs (a warm-up that the paper
+    does not name: the authors' code uses 5, the default is 10); memory reset to the
+    centroids; ``optim.iters_per_epoch`` steps of ClusterNCE + ``alignment.beta`` x
+    camera-domain loss through gradient reversal; evaluation; checkpoint. Clustering and
+    refinement run on rank 0 and the labels are broadcast.
 
     Parameters
     ----------
