@@ -249,7 +249,8 @@ class InterTrainer(Trainer):
     Its pseudo-label step is :meth:`cluster` (one kNN graph, Infomap or DBSCAN on the Jaccard
     distance), :meth:`refine` (:func:`labelrefine.refine` with the stage-1 local labels and p
     from the decay schedule) and :meth:`weights` (camera-entropy weights after the
-    ``refinement.cacl_warmup`` epochs of warm-up, which come from the authors' code, not the paper);
+    ``refinement.cacl_warmup`` epochs of warm-up: a warm-up from the authors' code, which uses 5;
+    the paper names none);
     each is a method to override. With ``alignment.enabled`` a camera classifier behind
     gradient reversal adds ``alignment.beta`` x the camera-domain loss.
 
