@@ -29,6 +29,7 @@ __all__ = ["REFERENCE_QUANTILE", "agreement_outliers", "camera_agreement"]
 # The cluster's own level of agreement: this quantile of its members' agreement. Above the median, so
 # that a cluster whose majority identity holds fewer than half of the images still has its level set by it.
 REFERENCE_QUANTILE = 0.75
+"""Quantile of a global cluster's agreement values that sets the cluster's own level."""
 # Median absolute deviation to standard deviation, for normally distributed deviations.
 _MAD_TO_SD = 1.4826
 # Floor of that standard deviation: cosine differences below it are float rounding, not evidence.

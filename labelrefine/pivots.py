@@ -39,6 +39,7 @@ PIVOT_RULES: tuple[str, ...] = (
     "cluster",
     "reference",
 )
+"""Every ``rule`` that :func:`labelrefine.refine` and :func:`select_pivots` accept."""
 # the library's default, chosen by the measured study (benchmarks/refine_quality.py, docs "Choosing a pivot rule")
 DEFAULT_RULE = "cross-camera"
 # rules whose pivots are every sample above the mean score (Sec. III-C); they differ in what pivots vouch for
@@ -119,6 +120,10 @@ def pivot_scores(
 
     ``score(i) = sum_{j in top_k(i)} 1 / (dist(i, j) + mean(dist))`` with ``dist = 1 - cosine similarity``.
 
+    The paper (Sec. III-C) defines ``mean(dist)`` as "the mean distance across all pairs"; the
+    authors' released code, and this function, take the mean over the kNN pairs only (the
+    N x k distances of the graph), which needs no N x N matrix.
+
     Parameters
     ----------
     feats : array-like of shape (N, D), optional
@@ -132,8 +137,8 @@ def pivot_scores(
         Number of neighbours, ``2 <= k < N``.
     formula : {"eq4", "reference"}, default "eq4"
         ``"eq4"``: the k nearest neighbours other than ``i`` itself; ``mean(dist)`` is the
-        mean of those N x k distances. ``"reference"``: what the authors' released code does:
-        the first k columns of the graph *including* the sample itself, ``mean(dist)`` over
+        mean of those N x k distances (not of all pairs, see above). ``"reference"``: what the
+        authors' released code does: the first k columns of the graph *including* the sample itself, ``mean(dist)`` over
         that whole (N, k) matrix, and each row's sum stops at the first neighbour whose
         similarity ``1 - dist`` is below ``min_sim``.
     min_sim : float, default 0.5
@@ -197,13 +202,17 @@ def select_pivots(
         Camera of each sample (any hashable ids).
     rule : str, default "cross-camera"
         One of :data:`PIVOT_RULES`. ``"cross-camera"``, ``"algorithm1"``, ``"all"`` and
-        ``"linked"``: every eligible sample is a pivot, as Sec. III-C says ("we select samples
-        with score higher than the mean of all score values as the pivots"); they differ in
-        what a pivot vouches for, see :func:`labelrefine.refine`. ``"camera"`` and ``"camera-linked"``: in each (global
-        cluster, camera) group, the eligible member with the highest score (ties: lowest
-        index). ``"cluster"``: one pivot per global cluster, the eligible member with the
-        highest score. ``"reference"``: one pivot per global
-        cluster, the *last* eligible member in sample order (the authors' released code).
+        ``"linked"``: every eligible sample is a pivot, as Sec. III-C selects them ("we select
+        samples with score higher than the mean of all score values as the pivots"); they
+        differ in what a pivot vouches for, see :func:`labelrefine.refine`. Only
+        ``"algorithm1"`` reads Algorithm 1 literally (Eq. 5 once per pivot); ``"all"`` and
+        ``"linked"`` are other readings, and ``"cross-camera"`` (the default) is the library's
+        own rule, chosen by measurement (docs "Choosing a pivot rule"), not the paper's.
+        ``"camera"`` and ``"camera-linked"``: in each (global cluster, camera) group, the
+        eligible member with the highest score (ties: lowest index). ``"cluster"``: one pivot
+        per global cluster, the eligible member with the highest score. ``"reference"``: one
+        pivot per global cluster, the *last* eligible member in sample order (the authors'
+        released code).
 
     Returns
     -------

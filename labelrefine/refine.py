@@ -196,11 +196,14 @@ def refine(
           cluster's own level (:func:`labelrefine.agreement.agreement_outliers`); a local -1 image
           is a fragment of its own. In a cluster that one camera sees there is no other camera to
           ask, and ``"all"`` applies. Needs ``feats``.
-        - ``"algorithm1"``: the paper's Algorithm 1 read literally, Eq. 5 once per pivot: a member
-          is kept only when it lies in the local cluster of *every* pivot of its group (a group
-          whose pivots sit in two local clusters keeps none of its members).
+        - ``"algorithm1"``: the closest reading of the paper's text (Algorithm 1 applies Eq. 5
+          once per pivot, ``for i in pivots``): a member is kept only when it lies in the local
+          cluster of *every* pivot of its group (a group whose pivots sit in two local clusters
+          keeps none of its members). It is still a reading: every pivot is applied to the
+          original labels, because applying them in sequence to the updated labels would make
+          the result depend on sample order. Used by the paper-row recipe presets.
         - ``"all"``: a member is kept when *any* pivot of its group vouches for it (its local
-          cluster holds a pivot of the group): another reading of Sec. III-C.
+          cluster holds a pivot of the group): another reading of Sec. III-C, not its text.
         - ``"linked"``: as ``"all"``, and a local cluster is also kept when one of its members and
           a member of a kept local cluster of the same group are mutual nearest neighbours (each
           among the other's first ``link_k`` neighbours), transitively.
@@ -208,7 +211,7 @@ def refine(
           vouching like ``"linked"``. ``"cluster"``: one pivot per global cluster, the best score,
           refining its camera only.
         - ``"reference"``: the authors' released code (its scores, its pivot choice, see
-          :func:`labelrefine.pivots.select_pivots`).
+          :func:`labelrefine.pivots.select_pivots`). Used by the ``-authors`` recipe presets.
 
         In the pivot rules a group is refined when it holds a pivot with a local label, and a
         member its pivots do not vouch for (local -1 included) is rejected.
@@ -326,7 +329,8 @@ def refine_with_pivots(
         row), the ``"linked"`` rule of :func:`refine`.
     every : bool, default False
         Keep a member only when every pivot of its group vouches for it: Eq. 5 applied once per
-        pivot, the ``"algorithm1"`` rule of :func:`refine`. Not combined with ``links``.
+        pivot, each to the original labels (a reading of Algorithm 1), the ``"algorithm1"`` rule
+        of :func:`refine`. Not combined with ``links``.
     p : float in [0, 1], default 1.0
         Discard probability; ``p = 0`` returns the labels unchanged, ``p = 1`` is deterministic.
     rng : int, numpy.random.Generator or None

@@ -248,7 +248,9 @@ class InterTrainer(Trainer):
 
     Its pseudo-label step is :meth:`cluster` (one kNN graph, Infomap or DBSCAN on the Jaccard
     distance), :meth:`refine` (:func:`labelrefine.refine` with the stage-1 local labels and p
-    from the decay schedule) and :meth:`weights` (camera-entropy weights after the warm-up);
+    from the decay schedule) and :meth:`weights` (camera-entropy weights after the
+    ``refinement.cacl_warmup`` epochs of warm-up: a warm-up from the authors' code, which uses 5;
+    the paper names none);
     each is a method to override. With ``alignment.enabled`` a camera classifier behind
     gradient reversal adds ``alignment.beta`` x the camera-domain loss.
 
@@ -504,10 +506,12 @@ def train_inter(config: InterConfig, *, resume: bool = False, hooks: Iterable[Ho
 
     Runs :class:`InterTrainer`. Every epoch: extract the training features; one kNN graph;
     Infomap (or DBSCAN on the Jaccard distance); :func:`labelrefine.refine` of the global labels
-    with the stage-1 local labels, p from the decay schedule; camera-entropy weights after the
-    warm-up; memory reset to the centroids; ``optim.iters_per_epoch`` steps of ClusterNCE +
-    ``alignment.beta`` x camera-domain loss through gradient reversal; evaluation; checkpoint.
-    Clustering and refinement run on rank 0 and the labels are broadcast.
+    with the stage-1 local labels (rule ``refinement.rule``), p from the decay schedule;
+    camera-entropy weights after ``refinement.cacl_warmup`` epochs (a warm-up that the paper
+    does not name: the authors' code uses 5, the default is 10); memory reset to the
+    centroids; ``optim.iters_per_epoch`` steps of ClusterNCE + ``alignment.beta`` x
+    camera-domain loss through gradient reversal; evaluation; checkpoint. Clustering and
+    refinement run on rank 0 and the labels are broadcast.
 
     Parameters
     ----------
