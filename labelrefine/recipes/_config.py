@@ -288,7 +288,7 @@ class OptimConfig(_Section):
 
     def _validate(self) -> None:
         check_choice(self.optimizer, "optim.optimizer", ("adam", "sgd"))
-        check_choice(self.memory_mode, "optim.memory_mode", ("mean", "hard"))
+        check_choice(self.memory_mode, "optim.memory_mode", ("mean", "sample", "hard"))
         self._ints(1, "lr_step", "batch_size", "num_instances", "iters_per_epoch", "epochs")
         check_probability(self.momentum, "optim.momentum")
         _positive(self.lr, "optim.lr")
