@@ -59,13 +59,29 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _whole_numbers(arr: np.ndarray, name: str) -> np.ndarray:
+    """A float array holding only whole numbers (e.g. labels saved as float64) as int64; others refused."""
+    fractional = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) > 2.0**53)
+    if fractional.any():
+        i = int(np.flatnonzero(fractional)[0])
+        raise TypeError(
+            f"{name} must hold integers (-1 = no cluster), got dtype {arr.dtype} with the non-integer value "
+            f"{arr[i].item()!r} at index {i}"
+        )
+    return arr.astype(np.int64)
+
+
 def check_labels(x: Any, name: str, *, n: int | None = None) -> np.ndarray:
-    """1-D integer labels, -1 for "no cluster"; returned as int64 (a copy only if needed)."""
+    """1-D integer labels, -1 for "no cluster"; returned as int64 (a copy only if needed).
+
+    Float arrays are accepted when every value is a whole number (labels saved as float64, as
+    some released stage-1 labels are); a fractional, NaN or infinite value is refused.
+    """
     arr = to_numpy(x, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one label per sample), got shape {arr.shape}")
-    if arr.size == 0 and arr.dtype == np.float64:  # np.asarray([]) is float64
-        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        arr = _whole_numbers(arr, name)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integers (-1 = no cluster), got dtype {arr.dtype}")
     if n is not None and arr.shape[0] != n:

@@ -141,8 +141,8 @@ def test_centroids_reject_labels_below_minus_one():
 
 
 def test_centroids_reject_float_labels():
-    with pytest.raises(TypeError, match=r"labels must hold integers.*float"):
-        cluster_centroids(torch.ones(3, 2), torch.tensor([0.0, 1.0, 0.0]))
+    with pytest.raises(TypeError, match=r"labels must hold integers.*float.*0.5 at index 1"):
+        cluster_centroids(torch.ones(3, 2), torch.tensor([0.0, 0.5, 0.0]))
 
 
 def test_centroids_reject_length_mismatch():
@@ -539,7 +539,9 @@ def test_warns_once_when_training_without_update():
     assert len([w for w in record if "without any update" in str(w.message)]) == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"update": True}, {"update": False, "eval": True}, {"update": False, "inside": True}])
+@pytest.mark.parametrize(
+    "kwargs", [{"update": True}, {"update": False, "eval": True}, {"update": False, "inside": True}]
+)
 def test_no_frozen_warning_when_updated_or_not_training(kwargs):
     memory = make_memory(update_in_backward=kwargs.get("inside", False))
     if kwargs.get("eval"):

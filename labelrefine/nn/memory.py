@@ -545,7 +545,9 @@ class ClusterMemory(nn.Module):
             first = first.scatter_reduce(0, inverse, position, reduce="amin", include_self=True)
             self._step(ids, x[first])
 
-    def _sample_steps(self, targets: torch.Tensor, x: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor) -> None:
+    def _sample_steps(
+        self, targets: torch.Tensor, x: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor
+    ) -> None:
         """Cluster-Contrast's rule: one step per sample in batch order, vectorised over clusters.
 
         Step r updates, at once, every cluster with the r-th of its samples (in batch order):

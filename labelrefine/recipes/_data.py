@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_cameras, check_labels, to_numpy
+from ..io import align_by_name, dataset_fingerprint
 from ._config import _Config, _TrainConfig
 from ._runtime import logger
 
@@ -43,6 +44,10 @@ class RunData:
         Evaluation labels.
     input_dim : int or None
         Feature dimension for the ``"mlp"`` backbone.
+    fingerprint : str
+        :func:`labelrefine.io.dataset_fingerprint` of the training images (and, for generated
+        data, of the generator's arguments), saved with stage-1 labels and checked when they
+        are read back.
     """
 
     name: str
@@ -58,6 +63,7 @@ class RunData:
     gallery_pids: np.ndarray | None
     gallery_cams: np.ndarray | None
     input_dim: int | None = None
+    fingerprint: str = ""
 
     @property
     def num_cams(self) -> int:
@@ -117,6 +123,16 @@ def _fingerprint(config: _Config) -> str:
     return hashlib.sha1(repr(values).encode()).hexdigest()[:8]
 
 
+def _generator_arguments(config: _Config) -> str:
+    """The generator's arguments of a generated dataset ("" for data on disk), part of its fingerprint."""
+    g = config.synthetic
+    if config.data.dataset == "synthetic":
+        return repr([g.ids, g.cams, g.dim, g.camera_strength, g.noise, g.family_size, g.seed])
+    if config.data.dataset == "synthreid":
+        return repr([g.reid_ids, g.reid_cams, g.reid_height, g.reid_width, g.reid_camera_strength, g.seed])
+    return ""
+
+
 def _synthreid_root(config: _Config) -> Path:
     """Generate SynthReID under ``data.root`` unless this very dataset is there (``meta.json`` says)."""
     from ..data import make_synthreid
@@ -160,6 +176,7 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
         n = s["train_pids"].shape[0]
         train_cams = check_cameras(s["train_cams"], "cams")
         train = ArrayDataset(s["train_feats"], s["train_pids"], train_cams)
+        keys = np.char.add(f"synthetic-{_fingerprint(config)}/", np.arange(n).astype(str))
         return RunData(
             name="synthetic",
             train_eval=train,
@@ -168,12 +185,13 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
             gallery=ArrayDataset(s["gallery_feats"], s["gallery_pids"], s["gallery_cams"]),
             train_pids=s["train_pids"],
             train_cams=train_cams,
-            train_keys=np.char.add(f"synthetic-{_fingerprint(config)}/", np.arange(n).astype(str)),
+            train_keys=keys,
             query_pids=s["query_pids"],
             query_cams=s["query_cams"],
             gallery_pids=s["gallery_pids"],
             gallery_cams=s["gallery_cams"],
             input_dim=int(s["train_feats"].shape[1]),
+            fingerprint=dataset_fingerprint(keys, extra=_generator_arguments(config)),
         )
     if config.data.dataset == "synthreid":
         root: Path = _synthreid_root(config) if generate else Path(config.data.root or "data")
@@ -210,6 +228,7 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
         query_cams=np.asarray(reid.query.cams) if len(reid.query) else None,
         gallery_pids=np.asarray(reid.gallery.pids) if len(reid.gallery) else None,
         gallery_cams=np.asarray(reid.gallery.cams) if len(reid.gallery) else None,
+        fingerprint=dataset_fingerprint(reid.train.paths, extra=_generator_arguments(config)),
     )
 
 
@@ -217,8 +236,11 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
 # local labels
 
 
-def save_local_labels(path: str | Path, labels: Any, keys: Any, cams: Any) -> Path:
+def save_local_labels(path: str | Path, labels: Any, keys: Any, cams: Any, *, fingerprint: str = "") -> Path:
     """Write stage-1 labels as ``.npz`` with arrays ``labels`` (int64), ``keys`` (str), ``cams`` (int64).
+
+    A non-empty ``fingerprint`` (:attr:`RunData.fingerprint`) is stored too, so that
+    :func:`load_local_labels` refuses the labels on other data.
 
     Examples
     --------
@@ -236,52 +258,25 @@ def save_local_labels(path: str | Path, labels: Any, keys: Any, cams: Any) -> Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, labels=labels, keys=keys_arr, cams=cams_arr)
+    extra = {"fingerprint": np.asarray(fingerprint)} if fingerprint else {}
+    np.savez(tmp, labels=labels, keys=keys_arr, cams=cams_arr, **extra)
     tmp.replace(path)
     return path
 
 
-def _basenames(keys: np.ndarray) -> np.ndarray:
-    text = np.char.replace(np.asarray(keys, dtype=str), "\\", "/")
-    return np.char.rpartition(text, "/")[..., 2] if text.size else text
-
-
-def _align(file_keys: np.ndarray, file_labels: np.ndarray, train_keys: np.ndarray, source: str) -> np.ndarray:
-    """Labels of ``train_keys`` looked up by exact key, else by file name; -1 where absent."""
-    train_keys = np.asarray(train_keys, dtype=str)
-    out = np.full(train_keys.shape[0], -1, dtype=np.int64)
-    for exact in (True, False):
-        a = file_keys if exact else _basenames(file_keys)
-        b = train_keys if exact else _basenames(train_keys)
-        if not exact and np.unique(b).size != b.size:
-            raise ValueError(f"{source}: training image file names are not unique, cannot match by file name")
-        order = np.argsort(a, kind="stable")
-        pos = np.clip(np.searchsorted(a[order], b), 0, max(a.size - 1, 0))
-        found = a[order][pos] == b if a.size else np.zeros(b.size, dtype=bool)
-        if found.any():
-            out[found] = file_labels[order[pos[found]]]
-            missing = int((~found).sum())
-            if missing:
-                logger.warning("%s: %d of %d training samples have no local label (set to -1)", source, missing, b.size)
-            return out
-    raise ValueError(
-        f"{source}: none of its {file_keys.size} keys matches a training image (by path or by file name); "
-        "was it written for this dataset?"
-    )
-
-
-def load_local_labels(path: str | Path, train_keys: Any) -> np.ndarray:
+def load_local_labels(path: str | Path, train_keys: Any, *, fingerprint: str = "") -> np.ndarray:
     """Read ``local_labels.npz`` (or a stage-1 run folder holding one), aligned with ``train_keys``.
 
-    Keys are matched exactly, else by file name (datasets moved to another folder); training
-    samples that the file does not list get -1.
+    Keys are matched exactly, else by file name (datasets moved to another folder, see
+    :func:`labelrefine.io.align_by_name`); training samples that the file does not list get -1.
 
     Raises
     ------
     FileNotFoundError
         If the file is missing.
     ValueError
-        If it is not a labels file or no key matches.
+        If it is not a labels file, no key matches, or the file stores a dataset fingerprint
+        other than ``fingerprint`` (stage 1 ran on other data).
     """
     path = Path(path)
     if path.is_dir():
@@ -295,6 +290,7 @@ def load_local_labels(path: str | Path, train_keys: Any) -> np.ndarray:
         with data:
             labels = check_labels(data["labels"], "labels")
             keys = np.asarray(data["keys"], dtype=str)
+            stored = str(data["fingerprint"]) if "fingerprint" in data.files else ""
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(
             f"local_labels file {str(path)!r} cannot be read (truncated or not a .npz file): {exc}"
@@ -306,7 +302,13 @@ def load_local_labels(path: str | Path, train_keys: Any) -> np.ndarray:
             f"local_labels file {str(path)!r} is not a .npz archive of arrays (a pickle or a foreign file; pickles are "
             "never loaded)"
         ) from None
-    return _align(keys, labels, np.asarray(train_keys, dtype=str), f"local_labels file {str(path)!r}")
+    if stored and fingerprint and stored != fingerprint:
+        raise ValueError(
+            f"local_labels file {str(path)!r} was written for other data (dataset fingerprint {stored}, this run's "
+            f"data {fingerprint}): stage 1 ran on another dataset or another synthetic set (other synthetic.* "
+            "settings or seed); run `labelrefine-calr intra` on this data, or pass its local_labels.npz"
+        )
+    return align_by_name(labels, keys, train_keys, source=f"local_labels file {str(path)!r}")
 
 
 def import_authors_local_labels(files: Any, train_keys: Any) -> np.ndarray:
@@ -375,4 +377,4 @@ def import_authors_local_labels(files: Any, train_keys: Any) -> np.ndarray:
         all_labels.append(labels)
     keys = np.concatenate(all_keys)
     source = f"authors' local labels ({len(paths)} file{'s' if len(paths) != 1 else ''})"
-    return _align(keys, np.concatenate(all_labels), np.asarray(train_keys, dtype=str), source)
+    return align_by_name(np.concatenate(all_labels), keys, train_keys, source=source)

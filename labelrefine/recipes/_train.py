@@ -155,7 +155,13 @@ class IntraTrainer(Trainer):
                     return
             start_epoch = 0
         if session.is_main:
-            save_local_labels(session.run_dir / "local_labels.npz", self.local, data.train_keys, data.train_cams)
+            save_local_labels(
+                session.run_dir / "local_labels.npz",
+                self.local,
+                data.train_keys,
+                data.train_cams,
+                fingerprint=data.fingerprint,
+            )
         if not built:  # resumed after the last camera: the encoder of the run is the initial one
             self.build(initial)
 
@@ -385,7 +391,13 @@ class InterTrainer(Trainer):
             feats = self.extract(data.train_eval)
             if session.is_main:
                 labels = cluster_per_camera(feats, data.train_cams, method="agglomerative", rng=self.config.seed)
-                save_local_labels(session.run_dir / "local_labels.npz", labels, data.train_keys, data.train_cams)
+                save_local_labels(
+                    session.run_dir / "local_labels.npz",
+                    labels,
+                    data.train_keys,
+                    data.train_cams,
+                    fingerprint=data.fingerprint,
+                )
                 logger.info("local labels: per-camera clustering of the initial features (no stage-1 training)")
             return broadcast_object(labels)
         if session.is_main:
@@ -404,7 +416,10 @@ class InterTrainer(Trainer):
             authors = path.suffix == ".npy" or (
                 path.is_dir() and not (path / "local_labels.npz").is_file() and any(path.rglob("*.npy"))
             )
-            labels = (import_authors_local_labels if authors else load_local_labels)(path, data.train_keys)
+            if authors:
+                labels = import_authors_local_labels(path, data.train_keys)
+            else:
+                labels = load_local_labels(path, data.train_keys, fingerprint=data.fingerprint)
             logger.info("local labels from %s: %d local clusters", source, len(np.unique(labels[labels >= 0])))
         return broadcast_object(labels)
 

@@ -411,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _tool(args)
         with user_input():
             config = _build(args.command, args)
-            _check_run_dir(config.runtime.run_dir)
+            _check_run_dir(config.runtime.run_dir, write=args.command != "eval")
             import_optional("torch")  # names the extra to install, before _train imports torch
         if args.command == "eval":
             return _evaluate(config)
@@ -423,14 +423,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _check_run_dir(run_dir: Any) -> None:
-    """``--run-dir`` must be a folder or not exist yet (an existing file gave a bare ``[Errno 17]``)."""
+def _check_run_dir(run_dir: Any, *, write: bool) -> None:
+    """``--run-dir`` must be a folder or not exist yet (an existing file gave a bare ``[Errno 17]``).
+
+    With ``write``, the folder is created and a file written and removed in it, so that a folder
+    that cannot be written (permissions, a read-only file system) fails here in one line rather
+    than with a traceback once training starts.
+    """
     path = Path(run_dir)
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():
             raise ValueError(f"--run-dir {str(path)!r} must be a folder, but {str(parent)!r} is a file")
         if parent.exists():
             break
+    if write:
+        import tempfile
+
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise ValueError(
+                f"--run-dir {str(path)!r} cannot be written ({exc.strerror or exc}): pass a folder you can write to"
+            ) from None
 
 
 def _tool(args: argparse.Namespace) -> int:
@@ -485,7 +501,7 @@ def _import_local(args: argparse.Namespace) -> int:
     data = build_data(config, generate=False)
     files: Any = args.files[0] if len(args.files) == 1 else args.files
     labels = import_authors_local_labels(files, data.train_keys)
-    out = save_local_labels(args.output, labels, data.train_keys, data.train_cams)
+    out = save_local_labels(args.output, labels, data.train_keys, data.train_cams, fingerprint=data.fingerprint)
     print(f"wrote {out}: {int((labels >= 0).sum())} of {labels.size} training images labelled")
     return 0
 
