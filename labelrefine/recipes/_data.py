@@ -258,8 +258,10 @@ def save_local_labels(path: str | Path, labels: Any, keys: Any, cams: Any, *, fi
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    extra = {"fingerprint": np.asarray(fingerprint)} if fingerprint else {}
-    np.savez(tmp, labels=labels, keys=keys_arr, cams=cams_arr, **extra)
+    arrays: dict[str, Any] = {"labels": labels, "keys": keys_arr, "cams": cams_arr}
+    if fingerprint:
+        arrays["fingerprint"] = np.asarray(fingerprint)
+    np.savez(tmp, **arrays)
     tmp.replace(path)
     return path
 
