@@ -10,7 +10,7 @@ from helpers import brute_knn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelrefine import refine, refine_with_pivots, relabel
+from labelrefine import knn, refine, refine_with_pivots, relabel
 from labelrefine.pivots import PIVOT_RULES, pivot_scores, select_pivots
 from labelrefine.synthetic import make_camera_biased
 
@@ -508,3 +508,14 @@ def test_graph_with_bad_indices_or_distances():
 def test_bad_rng():
     with pytest.raises(TypeError, match="rng must be None, an int seed or a numpy.random.Generator"):
         refine(G, L, C, FEATS, k=2, rng="seed")
+
+
+def test_reference_rule_refuses_a_graph_without_the_self_column():
+    data = make_camera_biased(n_ids=10, n_cams=3, rng=0)
+    graph = knn(data.feats, 20, backend="numpy")
+    with_self = refine(data.pids, data.local_labels, data.cams, knn=graph, rule="reference")
+    assert with_self.n_pivots > 0
+    with pytest.raises(ValueError, match=r"knn has no self column: the reference formula .*knn\(feats, 14\)"):
+        refine(data.pids, data.local_labels, data.cams, knn=graph.neighbors(), rule="reference")
+    with pytest.raises(ValueError, match=r"knn has no self column"):
+        pivot_scores(knn=graph.neighbors(), k=15, formula="reference")
