@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -119,3 +120,8 @@ def ablation_cells(results: dict[str, dict[str, list[float]]], name: str, refere
         mean_std(r["discard"]),
         f"{statistics.fmean(r['mAP']) / ref:.2f}",
     ]
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr, shown at once (the tables go to stdout at the end)."""
+    print(message, file=sys.stderr, flush=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ABLATION_HEADERS, TABLE_III, ablation_cells, collect, machine, parser, table
+from _common import ABLATION_HEADERS, TABLE_III, ablation_cells, collect, machine, parser, progress, table
 
 from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
 
@@ -51,12 +51,13 @@ def run(seeds: list[int], variants: list[str], root: Path, sets: dict[str, str])
         common["data.root"] = str(root / f"data-{seed}")
         intra_dir = root / f"intra-{seed}"
         config = resolve_config("intra", preset="synthreid", sets={**common, "runtime.run_dir": str(intra_dir)})
+        progress(f"seed {seed}: stage 1 ...")
         result, wall, cpu = _timed(lambda c=config: train_intra(c))
         stage1["wall"].append(wall)
         stage1["cpu"].append(cpu)
         stage1["precision"].append(result.metrics["pairwise_precision"])  # type: ignore[attr-defined]
         stage1["recall"].append(result.metrics["pairwise_recall"])  # type: ignore[attr-defined]
-        print(f"seed {seed}: stage 1 {wall:.0f} s wall, {cpu:.0f} s CPU", file=sys.stderr, flush=True)
+        progress(f"seed {seed}: stage 1 {wall:.0f} s wall, {cpu:.0f} s CPU")
         for name in variants:
             run_dir = root / f"{name}-{seed}".replace(" ", "_")
             cfg = resolve_config(
@@ -72,11 +73,9 @@ def run(seeds: list[int], variants: list[str], root: Path, sets: dict[str, str])
             result, wall, cpu = _timed(lambda c=cfg: train_inter(c))
             last = result.history[-1]  # type: ignore[attr-defined]
             collect(results, name, last, wall=wall, cpu=cpu)
-            print(
+            progress(
                 f"seed {seed} {name}: mAP {100 * last['mAP']:.1f} rank-1 {100 * last['rank1']:.1f}, "
-                f"{wall:.0f} s wall, {cpu:.0f} s CPU",
-                file=sys.stderr,
-                flush=True,
+                f"{wall:.0f} s wall, {cpu:.0f} s CPU"
             )
     return results, stage1
 

@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._optional import import_optional
+from ..cli import add_command, add_version
 from ._config import (
     PRESETS,
     SETTINGS,
@@ -209,10 +210,22 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example (CPU, a few minutes): labelrefine-calr intra --preset synthreid --data-root data && "
         "labelrefine-calr inter --preset synthreid --data-root data",
     )
+    add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    intra = sub.add_parser("intra", help="stage 1: intra-camera training, writes local_labels.npz")
+    intra = add_command(
+        sub,
+        "intra",
+        "stage 1: intra-camera training, writes local_labels.npz",
+        "labelrefine-calr intra --preset synthetic --run-dir runs/synthetic/intra",
+    )
     _add_common(intra, training=True)
-    inter = sub.add_parser("inter", help="stage 2: inter-camera training with label refinement")
+    inter = add_command(
+        sub,
+        "inter",
+        "stage 2: inter-camera training with label refinement",
+        "labelrefine-calr inter --preset synthetic --run-dir runs/synthetic/inter "
+        "--local-labels runs/synthetic/intra",
+    )
     _add_common(inter, training=True)
     inter.add_argument(
         "--local-labels",
@@ -228,22 +241,40 @@ def _parser() -> argparse.ArgumentParser:
         choices=("constant", "linear", "polynomial", "exponential", "cosine"),
         help="decay of the discard probability p (Table IV)",
     )
-    ev = sub.add_parser("eval", help="evaluate a checkpoint (mAP, CMC)")
+    ev = add_command(
+        sub,
+        "eval",
+        "evaluate a checkpoint (mAP, CMC)",
+        "labelrefine-calr eval --preset synthetic --run-dir runs/synthetic/inter --flip",
+    )
     _add_common(ev, training=False)
     ev.add_argument("--checkpoint", metavar="FILE", help="default RUN_DIR/checkpoint.pt")
     ev.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     ev.add_argument("--flip", action="store_true", help="add the embedding of the mirrored image")
-    plot = sub.add_parser("plot", help="draw the paper's Fig. 6 curves of stage-2 runs")
+    plot = add_command(
+        sub,
+        "plot",
+        "draw the paper's Fig. 6 curves of stage-2 runs",
+        "labelrefine-calr plot runs/synthetic/inter -o fig6.png",
+    )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("-o", "--output", metavar="FILE.png", help="default RUN_DIR/plots/fig6.png")
-    imp = sub.add_parser("import-local", help="convert the authors' stage-1 .npy files to local_labels.npz")
+    imp = add_command(
+        sub,
+        "import-local",
+        "convert the authors' stage-1 .npy files to local_labels.npz",
+        "labelrefine-calr import-local released/market/ --preset market1501 --data-root data -o local_labels.npz",
+    )
     imp.add_argument("files", nargs="+", metavar="FILE_OR_DIR")
     imp.add_argument("--preset", choices=sorted(PRESETS))
     imp.add_argument("--data-root", metavar="DIR")
     imp.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
     imp.add_argument("-o", "--output", required=True, metavar="FILE.npz")
-    presets = sub.add_parser(
-        "presets", help="the presets, the paper's rows they target and the source of every setting"
+    presets = add_command(
+        sub,
+        "presets",
+        "the presets, the paper's rows they target and the source of every setting",
+        "labelrefine-calr presets market1501",
     )
     presets.add_argument("name", nargs="?", choices=sorted(PRESETS), metavar="NAME", help="show one preset only")
     presets.add_argument("--markdown", action="store_true", help="the table of docs/presets.md")
