@@ -31,9 +31,9 @@ _EPS = 1e-12
 
 
 def graph_from(feats: Any, knn: Any, k: int, neighbours: int) -> KnnGraph:
-    """The kNN graph from exactly one of ``feats`` / ``knn``, checked (``neighbours`` others when computed)."""
-    if (feats is None) == (knn is None):
-        raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
+    """The kNN graph: ``knn`` checked, or computed from ``feats`` (``neighbours`` others) when ``knn`` is None."""
+    if feats is None and knn is None:
+        raise ValueError("give feats (to compute the kNN graph) or knn (a precomputed graph); got neither")
     if knn is None:
         x = check_features(feats)
         _check_k(k, x.shape[0], "feats")
@@ -138,6 +138,8 @@ def pivot_scores(
     array([5.333, 5.833, 4.5  ])
     """
     eq4 = check_choice(formula, "formula", ("eq4", "reference")) == "eq4"
+    if feats is not None and knn is not None:
+        raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
     if not eq4:
         min_sim = check_probability(min_sim, "min_sim")
     indices, distances = graph_from(feats, knn, k, neighbours=k if eq4 else k - 1)

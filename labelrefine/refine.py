@@ -164,13 +164,13 @@ def refine(
     cams : array-like of shape (N,)
         Camera of each sample (ints, strings, any hashable).
     feats : array-like of shape (N, D), optional
-        Features, used to build the kNN graph (cosine, L2-normalised internally). Give either
-        ``feats`` or ``knn``.
+        Features (cosine geometry, L2-normalised internally, never in place). They build the kNN
+        graph when ``knn`` is not given.
     knn : KnnGraph or tuple (indices, distances), optional
         Precomputed kNN graph in cosine distance, as returned by
         :func:`labelrefine.neighbors.knn`, so that one graph per epoch serves clustering and
         refinement. It needs ``k`` neighbours per row other than the sample itself
-        (``knn(feats, k)`` or wider).
+        (``knn(feats, k)`` or wider). Give ``feats``, ``knn`` or both.
     k : int, default 15
         Neighbours in the pivot score, ``2 <= k < N``.
     p : float in [0, 1], default 1.0
@@ -207,8 +207,7 @@ def refine(
     ------
     ValueError, TypeError
         On mismatched lengths, non-integer or 2-D labels, NaN features, ``p`` outside
-        [0, 1], ``k`` or ``link_k`` out of range, an unknown rule, or both/neither of
-        ``feats``/``knn``.
+        [0, 1], ``k`` or ``link_k`` out of range, an unknown rule, or neither ``feats`` nor ``knn``.
 
     See Also
     --------

@@ -483,11 +483,11 @@ def test_refine_with_pivots_bad_links_and_scores():
         refine_with_pivots(G, L, C, [0], scores=[1.0, 2.0])
 
 
-def test_feats_and_knn_both_or_neither():
+def test_neither_feats_nor_knn():
+    with pytest.raises(ValueError, match="give feats .* or knn .*; got neither"):
+        refine(G, L, C, k=2, rule="all")
     with pytest.raises(ValueError, match="exactly one of feats"):
-        refine(G, L, C, k=2)
-    with pytest.raises(ValueError, match="exactly one of feats"):
-        refine(G, L, C, FEATS, knn=brute_knn(FEATS, 3), k=2)
+        pivot_scores(FEATS, knn=brute_knn(FEATS, 3), k=2)
 
 
 def test_graph_too_narrow_for_k():
