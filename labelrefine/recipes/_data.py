@@ -1,16 +1,15 @@
-"""Datasets of the recipe and the stage-1 output format (``local_labels.npz``, the authors' files)."""
+"""Datasets of the recipe (the stage-1 label files are read and written by :mod:`labelrefine.io`)."""
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._validation import check_cameras, check_labels, to_numpy
-from ..io import align_by_name, dataset_fingerprint
+from .._validation import check_cameras
+from ..io import dataset_fingerprint, import_authors_local_labels, load_local_labels, save_local_labels
 from ._config import _Config, _TrainConfig
 from ._runtime import logger
 
@@ -230,153 +229,3 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
         gallery_cams=np.asarray(reid.gallery.cams) if len(reid.gallery) else None,
         fingerprint=dataset_fingerprint(reid.train.paths, extra=_generator_arguments(config)),
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# local labels
-
-
-def save_local_labels(path: str | Path, labels: Any, keys: Any, cams: Any, *, fingerprint: str = "") -> Path:
-    """Write stage-1 labels as ``.npz`` with arrays ``labels`` (int64), ``keys`` (str), ``cams`` (int64).
-
-    A non-empty ``fingerprint`` (:attr:`RunData.fingerprint`) is stored too, so that
-    :func:`load_local_labels` refuses the labels on other data.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> path = save_local_labels(pathlib.Path(tempfile.mkdtemp()) / "local_labels.npz", [0, 1, -1], ["a", "b", "c"],
-    ...                          [0, 0, 1])
-    >>> load_local_labels(path, ["c", "a", "b"]).tolist()
-    [-1, 0, 1]
-    """
-    labels = check_labels(labels, "labels")
-    keys_arr = np.asarray(to_numpy(keys, "keys"), dtype=str)
-    cams_arr = check_cameras(cams, "cams", n=labels.shape[0])
-    if keys_arr.shape != labels.shape:
-        raise ValueError(f"keys must have one entry per label ({labels.shape[0]}), got shape {keys_arr.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    arrays: dict[str, Any] = {"labels": labels, "keys": keys_arr, "cams": cams_arr}
-    if fingerprint:
-        arrays["fingerprint"] = np.asarray(fingerprint)
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-    return path
-
-
-def load_local_labels(path: str | Path, train_keys: Any, *, fingerprint: str = "") -> np.ndarray:
-    """Read ``local_labels.npz`` (or a stage-1 run folder holding one), aligned with ``train_keys``.
-
-    Keys are matched exactly, else by file name (datasets moved to another folder, see
-    :func:`labelrefine.io.align_by_name`); training samples that the file does not list get -1.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file is missing.
-    ValueError
-        If it is not a labels file, no key matches, or the file stores a dataset fingerprint
-        other than ``fingerprint`` (stage 1 ran on other data).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "local_labels.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"local_labels file not found: {str(path)!r}")
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not hasattr(data, "files") or "labels" not in data.files or "keys" not in data.files:
-            raise ValueError(f"local_labels file {str(path)!r} must be a .npz archive with arrays 'labels' and 'keys'")
-        with data:
-            labels = check_labels(data["labels"], "labels")
-            keys = np.asarray(data["keys"], dtype=str)
-            stored = str(data["fingerprint"]) if "fingerprint" in data.files else ""
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ValueError(
-            f"local_labels file {str(path)!r} cannot be read (truncated or not a .npz file): {exc}"
-        ) from None
-    except ValueError as exc:
-        if "pickle" not in str(exc):
-            raise
-        raise ValueError(
-            f"local_labels file {str(path)!r} is not a .npz archive of arrays (a pickle or a foreign file; pickles are "
-            "never loaded)"
-        ) from None
-    if stored and fingerprint and stored != fingerprint:
-        raise ValueError(
-            f"local_labels file {str(path)!r} was written for other data (dataset fingerprint {stored}, this run's "
-            f"data {fingerprint}): stage 1 ran on another dataset or another synthetic set (other synthetic.* "
-            "settings or seed); run `labelrefine-calr intra` on this data, or pass its local_labels.npz"
-        )
-    return align_by_name(labels, keys, train_keys, source=f"local_labels file {str(path)!r}")
-
-
-def import_authors_local_labels(files: Any, train_keys: Any) -> np.ndarray:
-    """Local labels from the authors' released stage-1 output, aligned with ``train_keys``.
-
-    The authors' intra-camera script saves, for each camera, ``np.array(pseudo_labeled_dataset)``:
-    a string array of shape (n, 3) whose rows are ``(image path, local label, camera)`` for the
-    images that were clustered (``-1`` images are left out).
-
-    Parameters
-    ----------
-    files : path or sequence of paths
-        ``.npy`` files (one per camera), or a folder searched recursively for them.
-    train_keys : array-like of str
-        Image paths of the training split, in training order; rows are matched by path, else by
-        file name.
-
-    Returns
-    -------
-    numpy.ndarray of int64
-        One label per training image, unique across cameras (each file's ids are offset past the
-        previous files'), -1 for images no file lists.
-
-    Raises
-    ------
-    FileNotFoundError
-        No file found.
-    ValueError
-        A file is not an (n, 3) array, its labels are not integers, or nothing matches.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> np.save(folder / "cam1.npy", np.array([("x/0001_c1_a.jpg", 0, 0), ("x/0002_c1_b.jpg", 0, 0)]))
-    >>> np.save(folder / "cam2.npy", np.array([("x/0001_c2_c.jpg", 0, 1)]))
-    >>> keys = ["/data/0001_c1_a.jpg", "/data/0001_c2_c.jpg", "/data/0002_c1_b.jpg", "/data/0003_c2_d.jpg"]
-    >>> import_authors_local_labels(folder, keys).tolist()
-    [0, 1, 0, -1]
-    """
-    if isinstance(files, (str, Path)):
-        root = Path(files)
-        paths = sorted(root.rglob("*.npy")) if root.is_dir() else [root]
-    else:
-        paths = [Path(f) for f in files]
-    if not paths:
-        raise FileNotFoundError(f"no .npy files of local labels found in {str(files)!r}")
-    all_keys, all_labels = [], []
-    offset = 0
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"local labels file not found: {str(path)!r}")
-        try:
-            rows = np.load(path, allow_pickle=False)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-            raise ValueError(f"local labels file {str(path)!r} cannot be read as a .npy array: {exc}") from None
-        if rows.ndim != 2 or rows.shape[1] != 3:
-            raise ValueError(f"{str(path)!r} must hold an (n, 3) array of (path, label, camera) rows, got {rows.shape}")
-        try:
-            labels = rows[:, 1].astype(np.int64)
-        except ValueError:
-            raise ValueError(f"{str(path)!r}: the label column must hold integers") from None
-        labels = np.where(labels >= 0, labels + offset, -1)
-        offset = int(labels.max()) + 1 if (labels >= 0).any() else offset
-        all_keys.append(rows[:, 0].astype(str))
-        all_labels.append(labels)
-    keys = np.concatenate(all_keys)
-    source = f"authors' local labels ({len(paths)} file{'s' if len(paths) != 1 else ''})"
-    return align_by_name(np.concatenate(all_labels), keys, train_keys, source=source)

@@ -26,7 +26,7 @@ from ..pivots import PivotRule
 from ..refine import refine, relabel
 from ..schedules import get_schedule
 from ._config import EvalConfig, InterConfig, IntraConfig, _TrainConfig, config_class, config_from_dict, config_to_dict
-from ._data import build_data, import_authors_local_labels, load_local_labels, save_local_labels
+from ._data import build_data, load_local_labels, save_local_labels
 from ._models import build_encoder
 from ._runtime import RunInterrupted, Session, derive_seed, load_torch_file, logger, set_rng_state, user_input
 from ._trainer import Hook, PseudoLabels, RunResult, Trainer, fill, quality, quality_stats, retrieval_metrics
@@ -412,14 +412,7 @@ class InterTrainer(Trainer):
                         "run folder or the authors' .npy files), --local-labels per-camera, or --no-refine"
                     )
                 source = str(found)
-            path = Path(source)
-            authors = path.suffix == ".npy" or (
-                path.is_dir() and not (path / "local_labels.npz").is_file() and any(path.rglob("*.npy"))
-            )
-            if authors:
-                labels = import_authors_local_labels(path, data.train_keys)
-            else:
-                labels = load_local_labels(path, data.train_keys, fingerprint=data.fingerprint)
+            labels = load_local_labels(source, data.train_keys, fingerprint=data.fingerprint)
             logger.info("local labels from %s: %d local clusters", source, len(np.unique(labels[labels >= 0])))
         return broadcast_object(labels)
 
