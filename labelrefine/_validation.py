@@ -152,7 +152,12 @@ class KnnGraph:
     Notes
     -----
     ``k`` means the same everywhere in the library: the number of neighbours **other than the
-    sample itself**, the :attr:`k` of this graph. A plain ``(indices, distances)`` tuple is
+    sample itself**, the :attr:`k` of this graph. Two parameters keep the counts of the code
+    they reproduce and count the sample itself: :func:`labelrefine.jaccard_distance`'s ``k1``
+    (Cluster-Contrast's) and ``k`` of ``refine(rule="reference")`` (the authors' code). One graph
+    serves all of them: ``knn(feats, max(k1 - 1, k))`` (``knn(feats, 29)`` for ``k1 = 30``,
+    ``k = 15``); a graph too narrow for a caller is an error that names the call to make. A plain
+    ``(indices, distances)`` tuple is
     accepted wherever a graph is; a ``KnnGraph`` unpacks like one (``indices, distances =
     graph``), which eases migrating code written for tuples.
 
