@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -124,7 +125,6 @@ def synthreid_runs(
     stage-1 times and label quality, and every stage-2 run's history per variant.
     """
     import logging
-    import sys
 
     from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
 
@@ -137,12 +137,13 @@ def synthreid_runs(
         common["data.root"] = str(root / f"data-{seed}")
         intra_dir = root / f"intra-{seed}"
         config = resolve_config("intra", preset="synthreid", sets={**common, "runtime.run_dir": str(intra_dir)})
+        progress(f"seed {seed}: stage 1 ...")
         result, wall, cpu = _timed(lambda c=config: train_intra(c))
         stage1["wall"].append(wall)
         stage1["cpu"].append(cpu)
         stage1["precision"].append(result.metrics["pairwise_precision"])
         stage1["recall"].append(result.metrics["pairwise_recall"])
-        print(f"seed {seed}: stage 1 {wall:.0f} s wall, {cpu:.0f} s CPU", file=sys.stderr, flush=True)
+        progress(f"seed {seed}: stage 1 {wall:.0f} s wall, {cpu:.0f} s CPU")
         for name, switches in variants.items():
             run_dir = root / "".join(c if c.isalnum() else "_" for c in f"{name}-{seed}")
             cfg = resolve_config(
@@ -154,11 +155,9 @@ def synthreid_runs(
             histories[name].append(result.history)
             last = result.history[-1]
             collect(results, name, last, wall=wall, cpu=cpu)
-            print(
+            progress(
                 f"seed {seed} {name}: mAP {100 * last['mAP']:.1f} rank-1 {100 * last['rank1']:.1f}, "
-                f"{wall:.0f} s wall, {cpu:.0f} s CPU",
-                file=sys.stderr,
-                flush=True,
+                f"{wall:.0f} s wall, {cpu:.0f} s CPU"
             )
     return results, stage1, histories
 
@@ -175,3 +174,8 @@ def ablation_cells(results: dict[str, dict[str, list[float]]], name: str, refere
         mean_std(r["discard"]),
         f"{statistics.fmean(r['mAP']) / ref:.2f}",
     ]
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr, shown at once (the tables go to stdout at the end)."""
+    print(message, file=sys.stderr, flush=True)

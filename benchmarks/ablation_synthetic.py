@@ -31,7 +31,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ABLATION_HEADERS, TABLE_III, ablation_cells, collect, machine, parser, peak_rss_mib, table
+from _common import (
+    ABLATION_HEADERS,
+    TABLE_III,
+    ablation_cells,
+    collect,
+    machine,
+    parser,
+    peak_rss_mib,
+    progress,
+    table,
+)
 
 from labelrefine.recipes._data import synthetic_splits
 from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
@@ -48,6 +58,11 @@ TABLE_IV = {
 
 def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict, dict, float, int]:
     logging.getLogger("labelrefine.recipes.calr").disabled = True
+    variants = {**TABLE_III, **{k: v for k, v in TABLE_IV.items() if k != "cosine (authors)"}}
+    progress(
+        f"{len(seeds)} seeds x (stage 1 + {len(variants)} stage-2 variants of {epochs} epochs); "
+        "one line per run here, the tables at the end"
+    )
     base = {"runtime.progress": "false", "synthetic.ids": str(synth_ids)}
     results: dict[str, dict[str, list[float]]] = {}
     untrained: list[float] = []
@@ -59,7 +74,10 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
     for seed in seeds:
         common = {**base, "seed": str(seed), "synthetic.seed": str(seed)}
         intra_dir = root / f"intra-{seed}"
+        progress(f"seed {seed}: stage 1 ...")
+        tic = time.perf_counter()
         train_intra(resolve_config("intra", preset="synthetic", sets={**common, "runtime.run_dir": str(intra_dir)}))
+        progress(f"seed {seed}: stage 1 done, {time.perf_counter() - tic:.0f} s")
         config = resolve_config("inter", preset="synthetic", sets={**common, "optim.epochs": str(epochs)})
         s = synthetic_splits(config)
         n_train = int(s["train_pids"].shape[0])
@@ -73,7 +91,6 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
                 gallery_feats=s["gallery_feats"],
             ).mAP
         )
-        variants = {**TABLE_III, **{k: v for k, v in TABLE_IV.items() if k != "cosine (authors)"}}
         for name, sets in variants.items():
             run_dir = root / f"{name}-{seed}".replace(" ", "_")
             cfg = resolve_config(
@@ -91,6 +108,7 @@ def run(seeds: list[int], epochs: int, synth_ids: int, root: Path) -> tuple[dict
             last = train_inter(cfg).history[-1]
             seconds = time.perf_counter() - tic
             collect(results, name, last, s=seconds)
+            progress(f"seed {seed} {name}: mAP {100 * last['mAP']:.1f}, {seconds:.0f} s")
             peaks[name] = peak_rss_mib() - start_rss
             shutil.rmtree(run_dir, ignore_errors=True)
     results["cosine (authors)"] = results["both (CALR)"]

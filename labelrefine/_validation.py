@@ -59,13 +59,29 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _whole_numbers(arr: np.ndarray, name: str) -> np.ndarray:
+    """A float array holding only whole numbers (e.g. labels saved as float64) as int64; others refused."""
+    fractional = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) > 2.0**53)
+    if fractional.any():
+        i = int(np.flatnonzero(fractional)[0])
+        raise TypeError(
+            f"{name} must hold integers (-1 = no cluster), got dtype {arr.dtype} with the non-integer value "
+            f"{arr[i].item()!r} at index {i}"
+        )
+    return arr.astype(np.int64)
+
+
 def check_labels(x: Any, name: str, *, n: int | None = None) -> np.ndarray:
-    """1-D integer labels, -1 for "no cluster"; returned as int64 (a copy only if needed)."""
+    """1-D integer labels, -1 for "no cluster"; returned as int64 (a copy only if needed).
+
+    Float arrays are accepted when every value is a whole number (labels saved as float64, as
+    some released stage-1 labels are); a fractional, NaN or infinite value is refused.
+    """
     arr = to_numpy(x, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one label per sample), got shape {arr.shape}")
-    if arr.size == 0 and arr.dtype == np.float64:  # np.asarray([]) is float64
-        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        arr = _whole_numbers(arr, name)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integers (-1 = no cluster), got dtype {arr.dtype}")
     if n is not None and arr.shape[0] != n:
@@ -136,7 +152,12 @@ class KnnGraph:
     Notes
     -----
     ``k`` means the same everywhere in the library: the number of neighbours **other than the
-    sample itself**, the :attr:`k` of this graph. A plain ``(indices, distances)`` tuple is
+    sample itself**, the :attr:`k` of this graph. Two parameters keep the counts of the code
+    they reproduce and count the sample itself: :func:`labelrefine.jaccard_distance`'s ``k1``
+    (Cluster-Contrast's) and ``k`` of ``refine(rule="reference")`` (the authors' code). One graph
+    serves all of them: ``knn(feats, max(k1 - 1, k))`` (``knn(feats, 29)`` for ``k1 = 30``,
+    ``k = 15``); a graph too narrow for a caller is an error that names the call to make. A plain
+    ``(indices, distances)`` tuple is
     accepted wherever a graph is; a ``KnnGraph`` unpacks like one (``indices, distances =
     graph``), which eases migrating code written for tuples.
 
@@ -153,6 +174,10 @@ class KnnGraph:
     indices: np.ndarray
     distances: np.ndarray
     includes_self: bool
+
+    def __post_init__(self) -> None:
+        if not self.includes_self:
+            _check_no_self_column(to_numpy(self.indices, "indices"))
 
     @property
     def n(self) -> int:
@@ -183,16 +208,38 @@ class KnnGraph:
         return f"KnnGraph(n={self.n}, k={self.k}, includes_self={self.includes_self})"
 
 
-def _graph_hint(distances: np.ndarray) -> str:
-    """What to pass instead when ``distances`` look like cosine similarities (a faiss inner-product search)."""
+def _check_no_self_column(indices: np.ndarray) -> None:
+    """Refuse ``includes_self=False`` for indices whose every row starts with its own sample."""
+    n = indices.shape[0] if indices.ndim == 2 and indices.shape[1] else 0
+    if n and bool((indices[:, 0] == np.arange(n)).all()):
+        raise ValueError(
+            "KnnGraph says includes_self=False but column 0 of every row is the sample itself: pass "
+            "includes_self=True (as knn() returns it), or drop the column (KnnGraph(indices[:, 1:], "
+            "distances[:, 1:], includes_self=False))"
+        )
+
+
+def _graph_hint(indices: np.ndarray, distances: np.ndarray) -> str:
+    """What to pass instead when rows are sorted the wrong way: similarities, or distances farthest first."""
     if distances.shape[1] < 2 or not distances.size:
         return ""
     steps = np.diff(distances, axis=1)
     decreasing = bool((steps <= _GRAPH_TOLERANCE).all() and (steps < -_GRAPH_TOLERANCE).any())
-    if decreasing or float(np.abs(distances[:, 0] - 1).max()) < 1e-3:
+    self_last = bool((indices[:, -1] == np.arange(indices.shape[0])).all())
+    if decreasing and (self_last or float(np.abs(distances[:, -1]).max()) < 1e-3):
+        return (
+            "; these rows look sorted farthest first (they end at distance 0, the sample itself): reverse each "
+            "row (indices[:, ::-1], distances[:, ::-1])"
+        )
+    if float(np.abs(distances[:, 0] - 1).max()) < 1e-3:
         return (
             "; these look like cosine similarities (rows decrease from about 1, as faiss IndexFlatIP.search "
             "returns them): pass 1 - similarities"
+        )
+    if decreasing:
+        return (
+            "; every row decreases: pass 1 - similarities if these are similarities, or reverse each row "
+            "(indices[:, ::-1], distances[:, ::-1]) if these are distances sorted farthest first"
         )
     return ""
 
@@ -258,19 +305,19 @@ def check_knn_graph(graph: Any, name: str = "knn", *, n: int | None = None) -> K
         if low < -_GRAPH_TOLERANCE:
             raise ValueError(
                 f"{name} distances must be >= 0 (1 - cosine similarity, in [0, 2]), got minimum {low:.4g}"
-                + _graph_hint(distances)
+                + _graph_hint(indices, distances)
             )
         if high > 2.0 + _GRAPH_TOLERANCE:
             raise ValueError(
                 f"{name} distances must be <= 2 (1 - cosine similarity, in [0, 2]), got maximum {high:.4g}"
-                + _graph_hint(distances)
+                + _graph_hint(indices, distances)
             )
         unsorted = np.diff(distances, axis=1) < -_GRAPH_TOLERANCE
         if unsorted.any():
             row = int(np.flatnonzero(unsorted.any(axis=1))[0])
             raise ValueError(
                 f"{name} distances must be sorted in increasing order along each row (nearest first), "
-                f"got row {row} = {np.round(distances[row, :6], 4).tolist()}" + _graph_hint(distances)
+                f"got row {row} = {np.round(distances[row, :6], 4).tolist()}" + _graph_hint(indices, distances)
             )
     self_first = bool(indices.shape[1]) and bool((indices[:, 0] == np.arange(n_rows)).all())
     if includes_self is None:

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from ._optional import import_optional
 from .io import load_array, save_array
 from .pivots import DEFAULT_RULE, PIVOT_RULES
 
-__all__ = ["format_table", "main"]
+__all__ = ["add_command", "add_version", "format_table", "main"]
 
 _REPORT_COLUMNS = (
     ("clusters", "n_clusters", "{:d}"),
@@ -145,6 +146,27 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version``: the program name and the installed labelrefine version."""
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+def add_command(
+    commands: Any, name: str, summary: str, example: str, *, more: str = ""
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with ``summary`` and ends with a runnable example (and ``more``)."""
+    epilog = f"example:\n  {example}" + (f"\n\n{more}" if more else "")
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=summary[:1].upper() + summary[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelrefine",
@@ -152,9 +174,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_FILES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="refine labels on generated camera-biased data and print cluster quality")
+    demo = add_command(
+        commands,
+        "demo",
+        "refine labels on generated camera-biased data and print cluster quality",
+        "labelrefine demo --ids 100 --plot demo.png",
+    )
     demo.add_argument("--ids", type=int, default=200, help="identities (default 200)")
     demo.add_argument("--cams", type=int, default=6, help="cameras (default 6)")
     demo.add_argument("--images", type=int, nargs=2, default=[4, 16], metavar=("LOW", "HIGH"),
@@ -171,11 +199,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--plot", metavar="FILE", help="also save the table as a bar chart (needs matplotlib)")
     demo.set_defaults(run=_demo)
 
-    ref = commands.add_parser(
+    ref = add_command(
+        commands,
         "refine",
-        help="refine global labels read from files",
-        epilog=_FILES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "refine global labels read from files",
+        "labelrefine refine --global global.npy --local local.npy --cams cams.csv --feats feats.npy "
+        "--output refined.npy",
+        more=_FILES_HELP,
     )
     ref.add_argument("--global", dest="global_labels", required=True, metavar="FILE", help="global labels")
     ref.add_argument("--local", dest="local_labels", required=True, metavar="FILE", help="local labels")
@@ -192,11 +222,12 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--output", "-o", required=True, metavar="FILE", help="where to write the refined labels")
     ref.set_defaults(run=_refine)
 
-    rep = commands.add_parser(
+    rep = add_command(
+        commands,
         "report",
-        help="cluster quality of predicted labels against true identities",
-        epilog=_FILES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "cluster quality of predicted labels against true identities",
+        "labelrefine report --true pids.npy --pred refined.npy --outliers drop",
+        more=_FILES_HELP,
     )
     rep.add_argument("--true", required=True, metavar="FILE", help="true identities")
     rep.add_argument("--pred", required=True, metavar="FILE", help="predicted cluster labels (-1 = outlier)")
@@ -208,8 +239,8 @@ def _parser() -> argparse.ArgumentParser:
 _FILES_HELP = """\
 FILE arguments: .npy; .npz (its only array, or FILE.npz:KEY, e.g. local_labels.npz:labels);
 .pt (a tensor or a dict of tensors, FILE.pt:KEY; needs torch); .csv / .txt with one value per
-line or one comma-separated row per sample, optionally below a header line. Pickled objects
-are never loaded. Outputs: .npy, .csv or .txt."""
+line or one row per sample (values separated by commas, semicolons or whitespace), optionally
+below a header line. Pickled objects are never loaded. Outputs: .npy, .csv or .txt."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

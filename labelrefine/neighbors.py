@@ -407,6 +407,8 @@ def knn(
         (x,) = _torch_features((feats, "feats"))
     else:
         x = check_features(feats, "feats")
+    if x.shape[0] < 2:
+        raise ValueError(f"knn needs at least 2 samples (neighbours are other samples), got feats with {len(x)} row")
     k = check_int(k, "k (neighbours other than the sample itself)", low=1, high=x.shape[0] - 1)
     if backend == "torch":
         indices, sims = _search_torch(x, x, k + 1, block_size, bool(normalize), True)

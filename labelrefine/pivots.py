@@ -178,6 +178,11 @@ def scores_from_graph(indices: np.ndarray, distances: np.ndarray, k: int, formul
         return _eq4(neighbours_without_self(indices, distances, k)[1])
     if distances.shape[1] < k:
         raise ValueError(f"knn has {distances.shape[1]} columns; the reference formula with k={k} needs at least {k}")
+    if not bool((indices[:, 0] == np.arange(indices.shape[0])).all()):
+        raise ValueError(
+            f"knn has no self column: the reference formula (the authors' code) counts each sample itself among its "
+            f"k={k} columns, so it needs a graph with the sample first, e.g. knn(feats, {k - 1}) (includes_self=True)"
+        )
     distances = distances[:, :k]
     # leading run of neighbours with similarity >= min_sim: the authors' loop breaks at the first one below
     return _eq4(distances, counted=np.logical_and.accumulate(1.0 - distances >= min_sim, axis=1))

@@ -37,14 +37,12 @@ from .pivots import (
 __all__ = ["RefineResult", "refine", "refine_with_pivots", "relabel"]
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
-
-
 @dataclass(frozen=True, repr=False)
 class RefineResult:
     """Outcome of :func:`refine`.
+
+    Its arrays are its own (never views of the inputs) and writeable, so
+    ``torch.from_numpy(result.labels)`` shares them without a copy or a warning.
 
     Attributes
     ----------
@@ -389,7 +387,7 @@ def _refine(
     generator = as_rng(rng)
     score_array = np.full(n, np.nan)
     if scores is not None:
-        score_array = to_numpy(scores, "scores").astype(np.float64)  # a copy: the result is frozen
+        score_array = to_numpy(scores, "scores").astype(np.float64)  # a copy: the result owns its arrays
         if score_array.shape != (n,):
             raise ValueError(f"scores must have shape ({n},) (one per sample), got {score_array.shape}")
 
@@ -426,10 +424,10 @@ def _refine(
         discarded[idx] = generator.random(idx.size) < p if p > 0.0 else False
     labels = np.where(discarded, -1, g)
     return RefineResult(
-        labels=_frozen(labels),
-        discarded=_frozen(discarded),
-        pivots=_frozen(chosen),
-        scores=_frozen(score_array),
+        labels=labels,
+        discarded=discarded,
+        pivots=chosen,
+        scores=score_array,
         p=p,
         n_groups=int(refined_group.size - 1),
         n_refined_groups=int(refined_group[:-1].sum()),

@@ -133,7 +133,7 @@ class RetrievalResult:
         Mean over valid queries of the average precision.
     cmc : numpy.ndarray of float64, shape (min(max_rank, n_gallery),)
         ``cmc[k]`` = fraction of valid queries whose first match is at rank ``<= k + 1``
-        (read-only).
+        (the result's own array).
     mINP : float
         Mean inverse negative penalty (Ye et al., AGW): mean over valid queries of
         ``number of matches / rank of the last match``.
@@ -548,7 +548,6 @@ def evaluate_retrieval(
     length = min(max_rank, n_gallery)
     hits = np.bincount(np.minimum(first[valid], length + 1) - 1, minlength=length + 1)[:length]
     cmc = np.cumsum(hits) / n_valid
-    cmc.flags.writeable = False
     return RetrievalResult(
         mAP=float(ap[valid].mean()),
         cmc=cmc,

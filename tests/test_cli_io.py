@@ -119,3 +119,39 @@ def test_closed_pipe_exits_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait() == 141
     assert "BrokenPipeError" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1 2\n3 4\n", [[1, 2], [3, 4]]),  # np.savetxt's default separator
+        ("1;2\n3;4\n", [[1, 2], [3, 4]]),
+        ("1,2,\n3,4,\n", [[1, 2], [3, 4]]),  # trailing commas
+        ("5,\n6,\n", [5, 6]),
+        ("a\tb\n1\t2\n3\t4\n", [[1, 2], [3, 4]]),  # a header above tab-separated rows
+    ],
+)
+def test_text_separators(tmp_path, text, expected):
+    (tmp_path / "x.txt").write_text(text)
+    np.testing.assert_array_equal(load_array(tmp_path / "x.txt", "--feats"), expected)
+
+
+def test_np_savetxt_default_output_reads_back(tmp_path):
+    feats = np.random.default_rng(0).normal(size=(5, 3))
+    np.savetxt(tmp_path / "f.txt", feats)
+    np.testing.assert_array_equal(load_array(tmp_path / "f.txt", "--feats"), feats)
+
+
+def test_mixed_separators_name_the_expected_one(tmp_path):
+    (tmp_path / "m.csv").write_text("1,2\n3;4\n")
+    expected = r"--feats: cannot read .*m.csv as rows of values separated by semicolons.*commas, semicolons or white"
+    with pytest.raises(ValueError, match=expected):
+        load_array(tmp_path / "m.csv", "--feats")
+
+
+def test_pt_file_that_is_not_torch_gets_our_message(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "x.pt").write_bytes(b"this is not a torch file")
+    with pytest.raises(ValueError, match=r"--feats: cannot read .*x.pt as a torch file of tensors") as info:
+        load_array(tmp_path / "x.pt", "--feats")
+    assert "weights_only" not in str(info.value)

@@ -47,7 +47,7 @@ def test_centroids_keep_float32_and_inputs_and_handle_all_outliers():
     [
         ([0, 2, 2], ValueError, r"labels must be contiguous cluster ids 0..C-1 \(C = 3\); ids \[1\] are unused"),
         ([0, -2, 0], ValueError, r"labels must be >= -1.*got minimum -2"),
-        ([0.0, 1.0, 0.0], TypeError, r"labels must hold integers.*float64"),
+        ([0.0, 1.5, 0.0], TypeError, r"labels must hold integers.*float64 with the non-integer value 1.5 at index 1"),
         ([0, 1], ValueError, r"labels must have length 3 \(one per sample\), got 2"),
     ],
 )

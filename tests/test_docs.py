@@ -110,6 +110,20 @@ def test_python_examples_run(path: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, f"examples of {_file_id(path)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
 
 
+def test_getting_started_commands_run_on_the_files_its_example_writes(tmp_path: Path) -> None:
+    """The page's `labelrefine refine` / `report` commands read only files that its Python example wrote."""
+    path = DOCS / "getting-started.md"
+    test_python_examples_run(path, tmp_path)
+    commands = [argv for where, argv in SHELL_COMMANDS if where.startswith(_file_id(path) + ":")]
+    commands = [argv for argv in commands if argv[:2] in (["labelrefine", "refine"], ["labelrefine", "report"])]
+    assert len(commands) >= 2, "getting-started.md shows no refine/report commands"
+    for argv in commands:
+        proc = subprocess.run(
+            [sys.executable, "-m", "labelrefine", *argv[1:]], capture_output=True, text=True, cwd=tmp_path, timeout=300
+        )
+        assert proc.returncode == 0, f"{shlex.join(argv)} failed:\n{proc.stderr[-3000:]}"
+
+
 def test_every_python_block_compiles() -> None:
     blocks = [b for b in ALL_BLOCKS if b.lang in PYTHON]
     assert blocks, "no python examples found"

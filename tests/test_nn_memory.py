@@ -1,6 +1,7 @@
 """ClusterMemory and cluster_centroids against plain loops written from the definitions."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -140,8 +141,8 @@ def test_centroids_reject_labels_below_minus_one():
 
 
 def test_centroids_reject_float_labels():
-    with pytest.raises(TypeError, match=r"labels must hold integers.*float"):
-        cluster_centroids(torch.ones(3, 2), torch.tensor([0.0, 1.0, 0.0]))
+    with pytest.raises(TypeError, match=r"labels must hold integers.*float.*0.5 at index 1"):
+        cluster_centroids(torch.ones(3, 2), torch.tensor([0.0, 0.5, 0.0]))
 
 
 def test_centroids_reject_length_mismatch():
@@ -278,6 +279,27 @@ def test_mean_update_differs_from_sequential_rule_on_repeated_clusters():
     np.testing.assert_allclose(memory.features.numpy()[1], sequential[1], atol=1e-12)
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.2, 0.7, 1.0])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sample_update_matches_cluster_contrast_loop(momentum, seed):
+    memory = make_memory(momentum=momentum, mode="sample")
+    start = memory.features.clone()
+    feats, targets = batch(n=30, seed=seed)  # clusters repeat up to ~10 times, outliers included
+    memory.update(feats, targets)
+    expected = ref_update_sequential(start, feats, targets, momentum)
+    np.testing.assert_allclose(memory.features.numpy(), expected, atol=1e-12)
+
+
+def test_sample_update_depends_on_batch_order():
+    memory = make_memory(num_clusters=1, momentum=0.5, mode="sample")
+    start = memory.features.clone()
+    feats = torch.randn(3, 4, dtype=torch.float64)
+    targets = torch.zeros(3, dtype=torch.int64)
+    memory.update(feats, targets)
+    reversed_order = ref_update_sequential(start, feats.flip(0), targets, 0.5)
+    assert not np.allclose(memory.features.numpy(), reversed_order, atol=1e-6)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.2, 0.7])
 def test_hard_update_matches_loop(momentum):
     memory = make_memory(momentum=momentum, mode="hard")
@@ -308,7 +330,7 @@ def test_update_all_outliers_is_a_no_op():
 @given(
     seed=st.integers(0, 2**16),
     n=st.integers(1, 30),
-    mode=st.sampled_from(["mean", "hard"]),
+    mode=st.sampled_from(["mean", "sample", "hard"]),
     momentum=st.floats(0.0, 1.0),
 )
 def test_update_invariants(seed, n, mode, momentum):
@@ -415,7 +437,7 @@ def test_error_feats_ndim():
         (
             {"num_features": 4, "num_clusters": 3, "mode": "median"},
             ValueError,
-            r"mode must be one of 'mean', 'hard'; got 'median'",
+            r"mode must be one of 'mean', 'sample', 'hard'; got 'median'",
         ),
     ],
 )
@@ -442,3 +464,115 @@ def test_error_weights_shape():
 def test_error_weights_dtype():
     with pytest.raises(TypeError, match=r"weights must be real numbers, got dtype torch.bool"):
         make_memory().set_weights(torch.ones(5, dtype=torch.bool))
+
+
+# ----------------------------------------------------------------------------- Cluster-Contrast swap
+
+
+def cluster_contrast_step(centroids, feats, targets, temp, momentum):
+    """One step of Cluster-Contrast's memory written from its definition: loss, gradient, then update."""
+    x = feats.detach().clone().requires_grad_(True)
+    q = torch.nn.functional.normalize(x, dim=1)
+    loss = torch.nn.functional.cross_entropy(q @ centroids.T / temp, targets)
+    loss.backward()
+    updated = ref_update_sequential(centroids, q.detach(), targets, momentum)
+    return loss.item(), x.grad, updated
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_from_cluster_contrast_trains_like_cluster_contrast(seed):
+    g = torch.Generator().manual_seed(seed)
+    centroids = torch.nn.functional.normalize(torch.randn(5, 4, generator=g, dtype=torch.float64), dim=1)
+    feats = torch.randn(16, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 5, (16,), generator=g)
+    memory = ClusterMemory.from_cluster_contrast(4, 5, temp=0.1, momentum=0.3).double()
+    memory.features = centroids.clone()  # as Cluster-Contrast's script sets them
+    loss = memory(feats, targets)
+    loss.backward()  # no update() call: the centroids move inside backward
+    expected_loss, expected_grad, expected_memory = cluster_contrast_step(centroids, feats, targets, 0.1, 0.3)
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-12)
+    torch.testing.assert_close(feats.grad, expected_grad)  # gradient against the centroids before the update
+    np.testing.assert_allclose(memory.features.numpy(), expected_memory, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["mean", "sample", "hard"])
+def test_update_in_backward_equals_explicit_update(mode):
+    explicit = make_memory(mode=mode, momentum=0.4)
+    inside = make_memory(mode=mode, momentum=0.4, update_in_backward=True)
+    feats, targets = batch(n=20)
+    a, b = feats.clone().requires_grad_(True), feats.clone().requires_grad_(True)
+    explicit(a, targets).backward()
+    explicit.update(a.detach(), targets)
+    inside(b, targets).backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    torch.testing.assert_close(inside.features, explicit.features, atol=1e-12, rtol=0)
+
+
+def test_from_cluster_contrast_maps_arguments():
+    memory = ClusterMemory.from_cluster_contrast(8, 3, temp=0.07, momentum=0.1, use_hard=True)
+    assert (memory.num_features, memory.num_clusters, memory.temperature, memory.momentum) == (8, 3, 0.07, 0.1)
+    assert memory.mode == "hard" and memory.update_in_backward
+    assert ClusterMemory.from_cluster_contrast(8, 3).mode == "sample"
+    with pytest.raises(TypeError, match=r"use_hard must be a bool, got 1"):
+        ClusterMemory.from_cluster_contrast(8, 3, use_hard=1)
+
+
+def test_update_refused_when_it_runs_in_backward():
+    memory = make_memory(update_in_backward=True)
+    with pytest.raises(RuntimeError, match=r"inside loss.backward\(\).*twice"):
+        memory.update(*batch())
+
+
+def _train_steps(memory, steps, *, update):
+    for seed in range(steps):
+        feats, targets = batch(seed=seed)
+        feats.requires_grad_(True)
+        memory(feats, targets).backward()
+        if update:
+            memory.update(feats.detach(), targets)
+
+
+def test_warns_once_when_training_without_update():
+    memory = make_memory()
+    with pytest.warns(UserWarning, match=r"10 training steps without any update.*memory.update") as record:
+        _train_steps(memory, 25, update=False)
+    assert len([w for w in record if "without any update" in str(w.message)]) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"update": True}, {"update": False, "eval": True}, {"update": False, "inside": True}]
+)
+def test_no_frozen_warning_when_updated_or_not_training(kwargs):
+    memory = make_memory(update_in_backward=kwargs.get("inside", False))
+    if kwargs.get("eval"):
+        memory.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _train_steps(memory, 25, update=kwargs["update"])
+
+
+def test_warns_when_forward_runs_before_centroids_are_set():
+    memory = ClusterMemory(4, 5).double()
+    feats, targets = batch()
+    with pytest.warns(UserWarning, match=r"before the centroids were set.*memory.reset"):
+        memory(feats, targets)
+    set_by_assignment = ClusterMemory.from_cluster_contrast(4, 5).double()
+    set_by_assignment.features = torch.randn(5, 4, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        set_by_assignment(feats, targets)
+        make_memory()(feats, targets)
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_nan_features_refused_in_update(inside):
+    memory = make_memory(update_in_backward=inside)
+    start = memory.features.clone()
+    feats, targets = batch(with_outliers=False)
+    feats[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"feats must be finite to update the memory.*row 3"):
+        if inside:
+            memory(feats.requires_grad_(True), targets).backward()
+        else:
+            memory.update(feats, targets)
+    assert torch.equal(memory.features, start)

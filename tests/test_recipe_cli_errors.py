@@ -86,6 +86,27 @@ def test_a_file_as_run_dir(tmp_path, capsys):
     assert "--run-dir" in err and "must be a folder, but" in err and "taken' is a file" in err
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_unwritable_run_dir_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, existing):
+    import tempfile
+
+    run = tmp_path / "runs" / "r"
+    if existing:
+        run.mkdir(parents=True)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    # the checks run as root in CI, where chmod does not stop writes: the file system refuses instead
+    monkeypatch.setattr(tempfile, "TemporaryFile", denied)
+    if not existing:
+        monkeypatch.setattr(type(run), "mkdir", denied)
+    assert main(["intra", "--preset", "synthetic", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert f"--run-dir '{run}' cannot be written (Permission denied): pass a folder you can write to" in err[0]
+
+
 def test_intra_without_torch_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     assert main(["intra", "--preset", "synthetic", "--run-dir", str(tmp_path / "r")]) == 2

@@ -167,6 +167,16 @@ def test_set_values_are_parsed_by_field_type():
             ValueError,
             r"unknown config key 'optim.lr_stpe'.*did you mean 'optim.lr_step'",
         ),
+        (  # an abbreviation in the same section beats a longer key that merely shares letters
+            lambda: resolve_config("inter", sets={"optim.learning_rate": "3e-4"}),
+            ValueError,
+            r"unknown config key 'optim.learning_rate'.*did you mean 'optim.lr'\?",
+        ),
+        (
+            lambda: resolve_config("inter", sets={"optim.batch": "64"}),
+            ValueError,
+            r"unknown config key 'optim.batch'.*did you mean 'optim.batch_size'\?",
+        ),
         (  # a key of the flat config of earlier versions names its new place
             lambda: resolve_config("inter", sets={"p_schedule": "linear"}),
             ValueError,

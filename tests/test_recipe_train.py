@@ -327,6 +327,17 @@ def test_authors_local_labels_match_a_loop(tmp_path):
     np.testing.assert_array_equal(load_local_labels(path.parent, np.char.replace(keys, "/data", "/mnt")), got)
 
 
+@pytest.mark.parametrize("other", ["synthetic.seed=1", "synthetic.ids=30"])
+def test_stage1_labels_of_another_synthetic_set_are_refused(stage1, tmp_path, capsys, other):
+    root, _, _ = stage1
+    args = ["inter", "--preset", "synthetic", "--run-dir", str(tmp_path / "inter"), "--set", "runtime.progress=false"]
+    args += ["--local-labels", str(root / "intra"), "--set", other]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "local_labels.npz' was written for other data (dataset fingerprint" in err[0]
+
+
 def test_local_label_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="local_labels file not found"):
         load_local_labels(tmp_path / "nope.npz", ["a"])

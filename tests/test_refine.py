@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from helpers import brute_knn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelrefine import refine, refine_with_pivots, relabel
+from labelrefine import knn, refine, refine_with_pivots, relabel
 from labelrefine.metrics import impurity_report
 from labelrefine.pivots import PIVOT_RULES, pivot_scores, select_pivots
 from labelrefine.synthetic import make_camera_biased
@@ -409,7 +411,7 @@ def test_renaming_ids_does_not_change_what_is_discarded(problem, rule, p):
     np.testing.assert_array_equal(before.discarded, after.discarded)
 
 
-def test_inputs_are_not_modified_and_results_are_read_only():
+def test_inputs_are_not_modified_and_results_are_their_own_arrays():
     rng = np.random.default_rng(0)
     g, local, cams = rng.integers(-1, 3, 40), rng.integers(-1, 3, 40), rng.integers(0, 3, 40)
     feats = rng.normal(size=(40, 5))
@@ -419,8 +421,20 @@ def test_inputs_are_not_modified_and_results_are_read_only():
     refine(g, local, cams, feats, k=5)
     for original, copy in zip((g, local, cams, feats, *graph), copies, strict=True):
         np.testing.assert_array_equal(original, copy)
-    with pytest.raises(ValueError, match="read-only"):
-        result.labels[0] = 3
+    inputs = (g, local, cams, feats, *graph)
+    for array in (result.labels, result.discarded, result.pivots, result.scores):
+        assert array.flags.writeable and not any(np.shares_memory(array, x) for x in inputs)
+
+
+def test_result_arrays_convert_to_torch_without_warning():
+    torch = pytest.importorskip("torch")
+    data = make_camera_biased(n_ids=10, n_cams=3, rng=0)
+    result = refine(data.pids, data.local_labels, data.cams, data.feats, k=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = torch.from_numpy(result.labels)
+        torch.from_numpy(result.discarded), torch.as_tensor(result.scores)
+    assert labels.dtype == torch.int64 and labels.tolist() == result.labels.tolist()
 
 
 def test_same_seed_same_result_and_p_half_discards_about_half():
@@ -497,8 +511,21 @@ def test_two_dimensional_labels():
 
 
 def test_non_integer_labels():
-    with pytest.raises(TypeError, match="local_labels must hold integers.*float64"):
-        refine(G, np.array(L, dtype=float), C, FEATS, k=2)
+    fractional = np.array(L, dtype=float)
+    fractional[4] = 2.5
+    with pytest.raises(TypeError, match=r"local_labels must hold integers.*float64 with the non-integer value 2.5"):
+        refine(G, fractional, C, FEATS, k=2)
+    fractional[4] = np.nan
+    with pytest.raises(TypeError, match=r"local_labels must hold integers.*value nan at index 4"):
+        refine(G, fractional, C, FEATS, k=2)
+
+
+def test_whole_number_float_labels_are_accepted():
+    # released stage-1 labels are float64 arrays of whole numbers
+    as_int = refine(G, L, C, FEATS, k=2)
+    as_float = refine(np.array(G, dtype=np.float64), np.array(L, dtype=np.float64), C, FEATS, k=2)
+    np.testing.assert_array_equal(as_float.labels, as_int.labels)
+    assert as_float.labels.dtype == np.int64
 
 
 def test_labels_below_minus_one():
@@ -621,3 +648,14 @@ def test_graph_with_bad_indices_or_distances():
 def test_bad_rng():
     with pytest.raises(TypeError, match="rng must be None, an int seed or a numpy.random.Generator"):
         refine(G, L, C, FEATS, k=2, rng="seed")
+
+
+def test_reference_rule_refuses_a_graph_without_the_self_column():
+    data = make_camera_biased(n_ids=10, n_cams=3, rng=0)
+    graph = knn(data.feats, 20, backend="numpy")
+    with_self = refine(data.pids, data.local_labels, data.cams, knn=graph, rule="reference")
+    assert with_self.n_pivots > 0
+    with pytest.raises(ValueError, match=r"knn has no self column: the reference formula .*knn\(feats, 14\)"):
+        refine(data.pids, data.local_labels, data.cams, knn=graph.neighbors(), rule="reference")
+    with pytest.raises(ValueError, match=r"knn has no self column"):
+        pivot_scores(knn=graph.neighbors(), k=15, formula="reference")

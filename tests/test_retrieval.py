@@ -343,8 +343,7 @@ def test_result_object():
         r.rank(11)
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.mAP = 1.0
-    with pytest.raises(ValueError, match="read-only"):
-        r.cmc[0] = 1.0
+    assert r.cmc.flags.writeable  # torch.from_numpy(r.cmc) works without a warning
     text = str(r)
     assert "mAP" in text and "Rank-1" in text and "market1501" in text and "re-ranking off" in text
     assert "RetrievalResult(mAP=" in repr(r)
@@ -389,7 +388,7 @@ def bad_cases():
         ({**base, "query_pids": qp[:3]}, ValueError, r"same length .*got query_pids=3, query_cams=4"),
         ({**base, "query_feats": qf[:3]}, ValueError, r"same length .*got query_pids=4, query_feats=3"),
         ({**base, "gallery_feats": gf[:7]}, ValueError, r"same length .*got gallery_pids=10, gallery_feats=7"),
-        ({**base, "gallery_pids": gp.astype(float)}, TypeError, "gallery_pids must hold integers"),
+        ({**base, "gallery_pids": gp + 0.5}, TypeError, "gallery_pids must hold integers"),
         ({**base, "query_pids": qp[:0]}, ValueError, "must not be empty, got lengths 0 and 10"),
         ({**base, "gallery_cams": None}, ValueError, "given together or not at all, got only query_cams"),
         ({**base, "query_cams": qc[:2]}, ValueError, r"same length .*got query_pids=4, query_cams=2"),

@@ -57,6 +57,16 @@ def test_check_knn_graph_infers_includes_self_of_plain_tuples():
         ),
         (lambda i, d: (i, d[:, ::-1]), ValueError, r"knn distances must be sorted in increasing order .* got row 0"),
         (lambda i, d: (i, 1 - d), ValueError, r"look like cosine similarities .*pass 1 - similarities"),
+        (
+            lambda i, d: (i[:, ::-1], d[:, ::-1]),
+            ValueError,
+            r"got row 0 .*sorted farthest first .*reverse each row \(indices\[:, ::-1\], distances\[:, ::-1\]\)$",
+        ),
+        (
+            lambda i, d: (i[:, :0:-1], d[:, :0:-1]),  # farthest first, without the self column
+            ValueError,
+            r"every row decreases: pass 1 - similarities if .* or reverse each row",
+        ),
         (lambda i, d: KnnGraph(i[:, 1:], d[:, 1:], True), ValueError, r"says includes_self=True but column 0 is not"),
     ],
 )
@@ -114,3 +124,22 @@ def test_knn_accepts_bfloat16_tensors():
     graph = knn(x.to(torch.bfloat16), 3, backend="numpy")
     assert graph.indices.shape == (20, 4)
     np.testing.assert_array_equal(graph.indices[:, 0], np.arange(20))
+
+
+def test_reversed_rows_do_not_get_the_similarity_hint():
+    indices, distances = small_graph()
+    with pytest.raises(ValueError) as info:
+        check_knn_graph((indices[:, ::-1], distances[:, ::-1]))
+    assert "similarities" not in str(info.value)
+
+
+def test_knn_graph_without_self_refuses_rows_that_start_with_self():
+    indices, distances = small_graph()
+    with pytest.raises(ValueError, match=r"says includes_self=False but column 0 of every row is the sample itself"):
+        KnnGraph(indices, distances, includes_self=False)
+    assert KnnGraph(indices[:, 1:], distances[:, 1:], includes_self=False).k == 4
+
+
+def test_knn_on_one_row_says_it_needs_two_samples():
+    with pytest.raises(ValueError, match=r"^knn needs at least 2 samples .*got feats with 1 row$"):
+        knn(np.ones((1, 3), dtype=np.float32), 1, backend="numpy")

@@ -1,21 +1,24 @@
 """Cluster memory and the ClusterNCE loss (Cluster-Contrast; CALR paper Eq. 1-3 and 6).
 
 The memory holds one unit-norm centroid per pseudo-label cluster in a registered buffer
-``features`` (num_clusters, D). Training alternates three explicit steps per batch::
+``features`` (num_clusters, D). By default training alternates three explicit steps per batch::
 
     loss = memory(feats, targets)           # ClusterNCE against all centroids
     loss.backward()                         # gradients for the encoder only
     memory.update(feats, targets)           # momentum update of the batch's centroids
 
-``update`` must come after ``backward`` (as in Cluster-Contrast, where it runs inside the
-backward pass): it modifies the buffer in place, and autograd needs the buffer as it was in
-the forward pass. Under DistributedDataParallel ``update`` gathers the batch from all ranks
-first, so every replica holds the same memory.
+``update`` must come after ``backward``: it modifies the buffer in place, and autograd needs
+the buffer as it was in the forward pass. With ``update_in_backward=True`` (what
+:meth:`ClusterMemory.from_cluster_contrast` builds) the update runs inside the backward pass
+instead, as in Cluster-Contrast, and the loop is ``loss.backward()`` alone. Under
+DistributedDataParallel the update gathers the batch from all ranks first, so every replica
+holds the same memory.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,12 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_int, check_probability, check_real
+from .._validation import check_bool, check_int, check_probability, check_real
 from .distributed import all_gather_tensor, is_distributed
 
 __all__ = ["ClusterMemory", "cluster_centroids"]
 
-_MODES = ("mean", "hard")
+_MODES = ("mean", "sample", "hard")
+# forward calls in training mode without any update after which ClusterMemory warns (once)
+STEPS_WITHOUT_UPDATE = 10
 
 
 def _as_tensor(x: Any, name: str) -> torch.Tensor:
@@ -122,6 +127,28 @@ def cluster_centroids(feats: Any, labels: Any) -> torch.Tensor:
     return torch.from_numpy(core_centroids(feats, labels)).to(device=feats.device, dtype=feats.dtype)
 
 
+class _ProductUpdatedInBackward(torch.autograd.Function):
+    """``q @ memory.features.T`` whose backward pass also applies the memory's momentum update.
+
+    The gradient with respect to ``q`` uses the centroids as they were in the forward pass;
+    the update comes after it, as in Cluster-Contrast's ``CM`` function.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, targets: torch.Tensor, memory: ClusterMemory) -> torch.Tensor:
+        ctx.memory = memory
+        ctx.save_for_backward(q.detach(), targets)
+        return q @ memory.features.to(q.dtype).T
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        q, targets = ctx.saved_tensors
+        memory: ClusterMemory = ctx.memory
+        grad_q = grad @ memory.features.to(grad.dtype) if ctx.needs_input_grad[0] else None
+        memory._apply_update(q, targets)
+        return grad_q, None, None
+
+
 class ClusterMemory(nn.Module):
     """Momentum memory of cluster centroids with the ClusterNCE loss (Cluster-Contrast).
 
@@ -135,8 +162,13 @@ class ClusterMemory(nn.Module):
         Softmax temperature tau > 0.
     momentum : float, default 0.2
         Update momentum m in [0, 1]: ``u <- normalise(m * u + (1 - m) * q)``.
-    mode : {"mean", "hard"}, default "mean"
-        How q is chosen for a cluster with samples in the batch (see Notes).
+    mode : {"mean", "sample", "hard"}, default "mean"
+        How a cluster with samples in the batch is updated (see Notes). ``"sample"`` and
+        ``"hard"`` are Cluster-Contrast's default and ``--use-hard`` rules.
+    update_in_backward : bool, default False
+        False: call :meth:`update` after ``loss.backward()``. True: the update runs inside the
+        backward pass of the loss, as in Cluster-Contrast, and :meth:`update` is refused (it
+        would apply the batch twice). See Notes for when to choose which.
 
     Attributes
     ----------
@@ -146,6 +178,14 @@ class ClusterMemory(nn.Module):
     cluster_weights : torch.Tensor, shape (C,)
         Buffer of per-cluster loss weights (ones by default), e.g. the camera-entropy (CaCL)
         weights ``log(1 + H)`` of the core.
+
+    Warns
+    -----
+    UserWarning
+        Once per memory: when :meth:`forward` first runs while every centroid is zero (neither
+        :meth:`reset` nor an assignment to ``features`` set them), and when a memory in
+        training mode has run :meth:`forward` with gradients ``STEPS_WITHOUT_UPDATE`` (10)
+        times in a row without any update (the centroids would stay frozen).
 
     Notes
     -----
@@ -157,21 +197,32 @@ class ClusterMemory(nn.Module):
     of the batch's clusters sum to zero, the loss is a zero that still depends on ``feats``
     (so ``backward`` works).
 
-    **Update** (:meth:`update`), for each cluster c present in the batch (targets ``-1``
-    ignored), with the batch's samples normalised first:
+    **Update**, for each cluster c present in the batch (targets ``-1`` ignored), with the
+    batch's samples normalised first:
 
     * ``"mean"``: ``q_c`` = the mean of c's samples in the batch, one step
-      ``u_c <- normalise(m u_c + (1 - m) q_c)``. Cluster-Contrast instead steps once per
-      sample, in batch order; both rules agree when each cluster appears at most once in the
-      batch and differ (slightly, for m near 1 less so) when a cluster has several samples.
-      The mean rule does not depend on the order of the batch.
+      ``u_c <- normalise(m u_c + (1 - m) q_c)``. It does not depend on the order of the batch.
+    * ``"sample"``: one step ``u_c <- normalise(m u_c + (1 - m) x)`` per sample x of c, in
+      batch order: Cluster-Contrast's default rule. It agrees with ``"mean"`` when each
+      cluster appears at most once in the batch.
     * ``"hard"``: ``q_c`` = c's sample in the batch least similar to the current ``u_c``
-      (ties: the first in batch order), as Cluster-Contrast's hard variant.
+      (ties: the first in batch order), one step, as Cluster-Contrast's hard variant.
 
-    Both are vectorised (``index_add_`` / ``scatter_reduce``), no Python loop over the batch.
-    Under an initialised process group, :meth:`update` first gathers ``feats`` and
-    ``targets`` from all ranks (in rank order), so every replica applies the same update;
-    all ranks must call it.
+    All are vectorised over clusters (``index_add_`` / ``scatter_reduce``); ``"sample"``
+    takes one vectorised step per position within a cluster (as many as the largest
+    cluster's count in the batch, e.g. the instances per identity of a PK sampler), never a
+    Python loop over the samples. Features that are not finite are refused, so a NaN cannot
+    enter the memory. Under an initialised process group the update first gathers ``feats``
+    and ``targets`` from all ranks (in rank order), so every replica applies the same update;
+    all ranks must run it.
+
+    **Explicit update or update in backward.** The update in backward is the one-line swap
+    for a Cluster-Contrast script (:meth:`from_cluster_contrast`) and cannot be forgotten.
+    The explicit :meth:`update` suits loops that do something between ``backward`` and the
+    update: gradient accumulation over several forward passes, a backward that may be
+    skipped (AMP overflow still updates; a skipped ``backward`` does not), several losses
+    over one forward, or an update with other features than the ones in the loss (e.g. a
+    momentum encoder's). A backward run twice (``retain_graph=True``) updates twice.
 
     Examples
     --------
@@ -187,6 +238,15 @@ class ClusterMemory(nn.Module):
     >>> memory.update(batch, torch.tensor([0, 1, 2, 2]))
     >>> torch.allclose(memory.features.norm(dim=1), torch.ones(3))
     True
+
+    The same step as Cluster-Contrast takes it, updated in ``backward``:
+
+    >>> memory = ClusterMemory.from_cluster_contrast(4, 3, temp=0.05, momentum=0.2)
+    >>> memory.features = cluster_centroids(feats, labels)
+    >>> before = memory.features.clone()
+    >>> memory(batch, torch.tensor([0, 1, 2, 2])).backward()
+    >>> bool((memory.features != before).any())
+    True
     """
 
     features: torch.Tensor
@@ -200,6 +260,7 @@ class ClusterMemory(nn.Module):
         temperature: float = 0.05,
         momentum: float = 0.2,
         mode: str = "mean",
+        update_in_backward: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("num_features", num_features), ("num_clusters", num_clusters)):
@@ -212,8 +273,51 @@ class ClusterMemory(nn.Module):
         self.temperature = float(temperature)
         self.momentum = float(momentum)
         self.mode = mode
+        self.update_in_backward = check_bool(update_in_backward, "update_in_backward")
         self.register_buffer("features", torch.zeros(int(num_clusters), self.num_features))
         self.register_buffer("cluster_weights", torch.ones(int(num_clusters)))
+        self._steps_without_update = 0
+        self._warned_frozen = False
+        self._centroids_checked = False
+
+    @classmethod
+    def from_cluster_contrast(
+        cls,
+        num_features: int,
+        num_samples: int,
+        temp: float = 0.05,
+        momentum: float = 0.2,
+        use_hard: bool = False,
+    ) -> ClusterMemory:
+        """A memory built and trained like Cluster-Contrast's ``ClusterMemory``, under its argument names.
+
+        Cluster-Contrast's ``ClusterMemory(num_features, num_samples, temp, momentum, use_hard)``
+        becomes ``ClusterMemory.from_cluster_contrast(...)`` with the same arguments; the loop
+        around it (``memory.features = ...``, ``loss = memory(f_out, labels)``,
+        ``loss.backward()``) stays as it is.
+
+        Parameters
+        ----------
+        num_features : int
+            Embedding dimension.
+        num_samples : int
+            Number of clusters (Cluster-Contrast's name for it).
+        temp : float, default 0.05
+            Softmax temperature (``temperature``).
+        momentum : float, default 0.2
+            Update momentum.
+        use_hard : bool, default False
+            ``mode="hard"`` when True, else ``mode="sample"`` (one step per sample in batch
+            order, Cluster-Contrast's default).
+
+        Returns
+        -------
+        ClusterMemory
+            With ``update_in_backward=True``: the centroids are updated inside
+            ``loss.backward()``, no :meth:`update` call.
+        """
+        mode = "hard" if check_bool(use_hard, "use_hard") else "sample"
+        return cls(num_features, num_samples, temperature=temp, momentum=momentum, mode=mode, update_in_backward=True)
 
     @property
     def num_clusters(self) -> int:
@@ -223,7 +327,8 @@ class ClusterMemory(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_features={self.num_features}, num_clusters={self.num_clusters}, "
-            f"temperature={self.temperature}, momentum={self.momentum}, mode={self.mode!r}"
+            f"temperature={self.temperature}, momentum={self.momentum}, mode={self.mode!r}, "
+            f"update_in_backward={self.update_in_backward}"
         )
 
     # ------------------------------------------------------------------ state
@@ -270,6 +375,7 @@ class ClusterMemory(nn.Module):
         else:  # a new number of clusters: replace the buffers (same device and dtype)
             self.features = new.contiguous()
             self.cluster_weights = w.contiguous()
+        self._centroids_checked = True
 
     @torch.no_grad()
     def set_weights(self, weights: Any) -> None:
@@ -311,7 +417,8 @@ class ClusterMemory(nn.Module):
         Returns
         -------
         torch.Tensor
-            Scalar loss in at least float32, on ``feats``' device.
+            Scalar loss in at least float32, on ``feats``' device. With
+            ``update_in_backward=True``, its ``backward()`` also updates the centroids.
 
         Raises
         ------
@@ -321,15 +428,43 @@ class ClusterMemory(nn.Module):
             If ``feats`` is not floating point or ``targets`` not integer.
         """
         feats, targets = self._checked_batch(feats, targets)
+        self._warn_misuse(feats)
         dtype = torch.promote_types(torch.promote_types(feats.dtype, self.features.dtype), torch.float32)
         with torch.autocast(device_type=feats.device.type, enabled=False):
             q = F.normalize(feats.to(dtype), dim=1)
-            logits = q @ self.features.to(dtype).T / self.temperature
+            if self.update_in_backward:
+                logits = _ProductUpdatedInBackward.apply(q, targets, self) / self.temperature
+            else:
+                logits = q @ self.features.to(dtype).T / self.temperature
             valid = targets >= 0
             ce = F.cross_entropy(logits, targets.clamp_min(0), reduction="none")
             w = self.cluster_weights.to(dtype)[targets.clamp_min(0)] * valid.to(dtype)
             total = w.sum()
             return (w * ce).sum() / total.clamp_min(torch.finfo(dtype).tiny)
+
+    def _warn_misuse(self, feats: torch.Tensor) -> None:
+        """The two once-per-memory warnings: centroids never set, and centroids frozen (no update)."""
+        if not self._centroids_checked:
+            self._centroids_checked = True
+            if not bool(self.features.any()):
+                warnings.warn(
+                    "ClusterMemory.forward ran before the centroids were set (all zero): call "
+                    "memory.reset(cluster_centroids(feats, labels)) or assign memory.features first",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        if not (self.training and feats.requires_grad and torch.is_grad_enabled()):
+            return
+        self._steps_without_update += 1
+        if self._steps_without_update >= STEPS_WITHOUT_UPDATE and not self._warned_frozen:
+            self._warned_frozen = True
+            warnings.warn(
+                f"ClusterMemory.forward ran {self._steps_without_update} training steps without any update, so "
+                "the centroids are frozen: call memory.update(feats.detach(), targets) after loss.backward(), "
+                "or build the memory with update_in_backward=True (ClusterMemory.from_cluster_contrast does)",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _checked_batch(self, feats: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The checks shared by forward and update; targets moved to the features' device."""
@@ -359,11 +494,27 @@ class ClusterMemory(nn.Module):
         Raises
         ------
         ValueError
-            On wrong shapes, targets outside ``[-1, C-1]`` or a device mismatch.
+            On wrong shapes, targets outside ``[-1, C-1]``, a device mismatch or features that
+            are not finite.
         TypeError
             If ``feats`` is not floating point or ``targets`` not integer.
+        RuntimeError
+            If the memory updates inside backward (``update_in_backward=True``).
         """
-        feats, targets = self._checked_batch(feats, targets)
+        if self.update_in_backward:
+            raise RuntimeError(
+                "this ClusterMemory updates its centroids inside loss.backward() (update_in_backward=True); "
+                "calling update() too would apply the batch twice"
+            )
+        self._apply_update(*self._checked_batch(feats, targets))
+
+    @torch.no_grad()
+    def _apply_update(self, feats: torch.Tensor, targets: torch.Tensor) -> None:
+        """The update of checked ``feats`` / ``targets`` (from :meth:`update` or the backward pass)."""
+        if not bool(torch.isfinite(feats).all()):
+            row = int(torch.nonzero(~torch.isfinite(feats).all(dim=1))[0, 0])
+            raise ValueError(f"feats must be finite to update the memory, got NaN or infinity (first in row {row})")
+        self._steps_without_update = 0
         if is_distributed():
             feats = all_gather_tensor(feats.detach())
             targets = all_gather_tensor(targets)
@@ -376,15 +527,15 @@ class ClusterMemory(nn.Module):
         dtype = self.features.dtype
         # normalised samples, one (B, D) temporary in the memory's dtype
         x = (feats / _row_norms(feats, torch.promote_types(feats.dtype, dtype))).to(dtype)
-        ids, inverse = torch.unique(targets, return_inverse=True)
-        if ids.shape[0] == targets.shape[0]:  # one sample per cluster: q = x for both modes
-            rows, q = targets, x
+        ids, inverse, counts = torch.unique(targets, return_inverse=True, return_counts=True)
+        if ids.shape[0] == targets.shape[0]:  # one sample per cluster: q = x for every mode
+            self._step(targets, x)
+        elif self.mode == "sample":
+            self._sample_steps(targets, x, inverse, counts)
         elif self.mode == "mean":  # sums, then means
-            rows = ids
             q = torch.zeros((ids.shape[0], x.shape[1]), dtype=dtype, device=x.device).index_add_(0, inverse, x)
-            q.div_(torch.bincount(inverse, minlength=ids.shape[0]).to(dtype).unsqueeze(1))
+            self._step(ids, q.div_(counts.to(dtype).unsqueeze(1)))
         else:  # "hard": least similar sample to the current centroid, first in batch order on ties
-            rows = ids
             sim = self.features[targets].mul_(x).sum(dim=1)
             lowest = torch.full((ids.shape[0],), math.inf, dtype=sim.dtype, device=sim.device)
             lowest = lowest.scatter_reduce(0, inverse, sim, reduce="amin", include_self=True)
@@ -392,8 +543,26 @@ class ClusterMemory(nn.Module):
             position = torch.where(sim == lowest[inverse], position, targets.shape[0])
             first = torch.full((ids.shape[0],), targets.shape[0], dtype=position.dtype, device=targets.device)
             first = first.scatter_reduce(0, inverse, position, reduce="amin", include_self=True)
-            q = x[first]
-        u = self.features[rows]  # a copy, updated in place and written back (rows are distinct)
+            self._step(ids, x[first])
+
+    def _sample_steps(
+        self, targets: torch.Tensor, x: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor
+    ) -> None:
+        """Cluster-Contrast's rule: one step per sample in batch order, vectorised over clusters.
+
+        Step r updates, at once, every cluster with the r-th of its samples (in batch order):
+        distinct rows, so the clusters' sequences advance independently and each in order.
+        """
+        order = torch.sort(inverse, stable=True).indices  # samples grouped by cluster, batch order within
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(inverse.shape[0], device=inverse.device) - starts[inverse[order]]  # position in cluster
+        for r in range(int(counts.max())):
+            chosen = order[rank == r]
+            self._step(targets[chosen], x[chosen])
+
+    def _step(self, rows: torch.Tensor, q: torch.Tensor) -> None:
+        """``u <- normalise(m u + (1 - m) q)`` for distinct ``rows`` of the memory."""
+        u = self.features[rows]  # a copy, updated in place and written back
         u.lerp_(q, 1.0 - self.momentum)  # m * u + (1 - m) * q
-        u.div_(_row_norms(u, dtype))
+        u.div_(_row_norms(u, self.features.dtype))
         self.features.index_copy_(0, rows, u)

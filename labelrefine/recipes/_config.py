@@ -288,7 +288,7 @@ class OptimConfig(_Section):
 
     def _validate(self) -> None:
         check_choice(self.optimizer, "optim.optimizer", ("adam", "sgd"))
-        check_choice(self.memory_mode, "optim.memory_mode", ("mean", "hard"))
+        check_choice(self.memory_mode, "optim.memory_mode", ("mean", "sample", "hard"))
         self._ints(1, "lr_step", "batch_size", "num_instances", "iters_per_epoch", "epochs")
         check_probability(self.momentum, "optim.momentum")
         _positive(self.lr, "optim.lr")
@@ -873,15 +873,42 @@ RENAMED: Mapping[str, str] = types.MappingProxyType(
 )
 
 
+def _abbreviates(short: str, long: str) -> bool:
+    """Whether ``short`` abbreviates ``long``: same first letter, its letters in order in ``long`` (lr)."""
+    rest = iter(long)
+    return short[:1] == long[:1] and all(char in rest for char in short)
+
+
+def _closest_key(key: str, known: list[str]) -> str | None:
+    """The known key a mistyped or renamed ``key`` most likely means.
+
+    In order: its new name (:data:`RENAMED`); a near-identical key (a typo, difflib ratio >= 0.8);
+    a key of the same section whose name abbreviates it or that it abbreviates (``optim.lr`` for
+    ``optim.learning_rate``), the closest of them; the closest key; the closest key name alone.
+    """
+    if RENAMED.get(key) in known:
+        return RENAMED[key]
+    typo = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+    if typo:
+        return typo[0]
+    section, _, leaf = key.rpartition(".")
+    related = [
+        name
+        for name in known
+        if name.rpartition(".")[0] == section
+        and (_abbreviates(name.rpartition(".")[2], leaf) or _abbreviates(leaf, name.rpartition(".")[2]))
+    ]
+    close = difflib.get_close_matches(key, related, n=1, cutoff=0.0) or difflib.get_close_matches(key, known, n=1)
+    if close:
+        return close[0]
+    leaves = {name.rpartition(".")[2]: name for name in reversed(known)}
+    return next((leaves[name] for name in difflib.get_close_matches(key, list(leaves), n=1)), None)
+
+
 def _unknown_key(key: str, known: list[str], where: str) -> ValueError:
     """The error of an unknown key, naming its new place (:data:`RENAMED`) or the closest key or key name."""
-    leaves = {name.rpartition(".")[2]: name for name in reversed(known)}
-    close = difflib.get_close_matches(key, known, n=1)
-    if RENAMED.get(key) in known:
-        close = [RENAMED[key]]
-    elif not close:
-        close = [leaves[leaf] for leaf in difflib.get_close_matches(key, list(leaves), n=1)]
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = _closest_key(key, known)
+    hint = f"; did you mean {close!r}?" if close else ""
     return ValueError(f"unknown config key {key!r} {where}{hint}")
 
 

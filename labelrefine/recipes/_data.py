@@ -1,15 +1,15 @@
-"""Datasets of the recipe and the stage-1 output format (``local_labels.npz``, the authors' files)."""
+"""Datasets of the recipe (the stage-1 label files are read and written by :mod:`labelrefine.io`)."""
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._validation import check_cameras, check_labels, to_numpy
+from .._validation import check_cameras
+from ..io import dataset_fingerprint, import_authors_local_labels, load_local_labels, save_local_labels
 from ._config import _Config, _TrainConfig
 from ._runtime import logger
 
@@ -43,6 +43,10 @@ class RunData:
         Evaluation labels.
     input_dim : int or None
         Feature dimension for the ``"mlp"`` backbone.
+    fingerprint : str
+        :func:`labelrefine.io.dataset_fingerprint` of the training images (and, for generated
+        data, of the generator's arguments), saved with stage-1 labels and checked when they
+        are read back.
     """
 
     name: str
@@ -58,6 +62,7 @@ class RunData:
     gallery_pids: np.ndarray | None
     gallery_cams: np.ndarray | None
     input_dim: int | None = None
+    fingerprint: str = ""
 
     @property
     def num_cams(self) -> int:
@@ -117,6 +122,16 @@ def _fingerprint(config: _Config) -> str:
     return hashlib.sha1(repr(values).encode()).hexdigest()[:8]
 
 
+def _generator_arguments(config: _Config) -> str:
+    """The generator's arguments of a generated dataset ("" for data on disk), part of its fingerprint."""
+    g = config.synthetic
+    if config.data.dataset == "synthetic":
+        return repr([g.ids, g.cams, g.dim, g.camera_strength, g.noise, g.family_size, g.seed])
+    if config.data.dataset == "synthreid":
+        return repr([g.reid_ids, g.reid_cams, g.reid_height, g.reid_width, g.reid_camera_strength, g.seed])
+    return ""
+
+
 def _synthreid_root(config: _Config) -> Path:
     """Generate SynthReID under ``data.root`` unless this very dataset is there (``meta.json`` says)."""
     from ..data import make_synthreid
@@ -160,6 +175,7 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
         n = s["train_pids"].shape[0]
         train_cams = check_cameras(s["train_cams"], "cams")
         train = ArrayDataset(s["train_feats"], s["train_pids"], train_cams)
+        keys = np.char.add(f"synthetic-{_fingerprint(config)}/", np.arange(n).astype(str))
         return RunData(
             name="synthetic",
             train_eval=train,
@@ -168,12 +184,13 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
             gallery=ArrayDataset(s["gallery_feats"], s["gallery_pids"], s["gallery_cams"]),
             train_pids=s["train_pids"],
             train_cams=train_cams,
-            train_keys=np.char.add(f"synthetic-{_fingerprint(config)}/", np.arange(n).astype(str)),
+            train_keys=keys,
             query_pids=s["query_pids"],
             query_cams=s["query_cams"],
             gallery_pids=s["gallery_pids"],
             gallery_cams=s["gallery_cams"],
             input_dim=int(s["train_feats"].shape[1]),
+            fingerprint=dataset_fingerprint(keys, extra=_generator_arguments(config)),
         )
     if config.data.dataset == "synthreid":
         root: Path = _synthreid_root(config) if generate else Path(config.data.root or "data")
@@ -210,169 +227,5 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
         query_cams=np.asarray(reid.query.cams) if len(reid.query) else None,
         gallery_pids=np.asarray(reid.gallery.pids) if len(reid.gallery) else None,
         gallery_cams=np.asarray(reid.gallery.cams) if len(reid.gallery) else None,
+        fingerprint=dataset_fingerprint(reid.train.paths, extra=_generator_arguments(config)),
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# local labels
-
-
-def save_local_labels(path: str | Path, labels: Any, keys: Any, cams: Any) -> Path:
-    """Write stage-1 labels as ``.npz`` with arrays ``labels`` (int64), ``keys`` (str), ``cams`` (int64).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> path = save_local_labels(pathlib.Path(tempfile.mkdtemp()) / "local_labels.npz", [0, 1, -1], ["a", "b", "c"],
-    ...                          [0, 0, 1])
-    >>> load_local_labels(path, ["c", "a", "b"]).tolist()
-    [-1, 0, 1]
-    """
-    labels = check_labels(labels, "labels")
-    keys_arr = np.asarray(to_numpy(keys, "keys"), dtype=str)
-    cams_arr = check_cameras(cams, "cams", n=labels.shape[0])
-    if keys_arr.shape != labels.shape:
-        raise ValueError(f"keys must have one entry per label ({labels.shape[0]}), got shape {keys_arr.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, labels=labels, keys=keys_arr, cams=cams_arr)
-    tmp.replace(path)
-    return path
-
-
-def _basenames(keys: np.ndarray) -> np.ndarray:
-    text = np.char.replace(np.asarray(keys, dtype=str), "\\", "/")
-    return np.char.rpartition(text, "/")[..., 2] if text.size else text
-
-
-def _align(file_keys: np.ndarray, file_labels: np.ndarray, train_keys: np.ndarray, source: str) -> np.ndarray:
-    """Labels of ``train_keys`` looked up by exact key, else by file name; -1 where absent."""
-    train_keys = np.asarray(train_keys, dtype=str)
-    out = np.full(train_keys.shape[0], -1, dtype=np.int64)
-    for exact in (True, False):
-        a = file_keys if exact else _basenames(file_keys)
-        b = train_keys if exact else _basenames(train_keys)
-        if not exact and np.unique(b).size != b.size:
-            raise ValueError(f"{source}: training image file names are not unique, cannot match by file name")
-        order = np.argsort(a, kind="stable")
-        pos = np.clip(np.searchsorted(a[order], b), 0, max(a.size - 1, 0))
-        found = a[order][pos] == b if a.size else np.zeros(b.size, dtype=bool)
-        if found.any():
-            out[found] = file_labels[order[pos[found]]]
-            missing = int((~found).sum())
-            if missing:
-                logger.warning("%s: %d of %d training samples have no local label (set to -1)", source, missing, b.size)
-            return out
-    raise ValueError(
-        f"{source}: none of its {file_keys.size} keys matches a training image (by path or by file name); "
-        "was it written for this dataset?"
-    )
-
-
-def load_local_labels(path: str | Path, train_keys: Any) -> np.ndarray:
-    """Read ``local_labels.npz`` (or a stage-1 run folder holding one), aligned with ``train_keys``.
-
-    Keys are matched exactly, else by file name (datasets moved to another folder); training
-    samples that the file does not list get -1.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file is missing.
-    ValueError
-        If it is not a labels file or no key matches.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "local_labels.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"local_labels file not found: {str(path)!r}")
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not hasattr(data, "files") or "labels" not in data.files or "keys" not in data.files:
-            raise ValueError(f"local_labels file {str(path)!r} must be a .npz archive with arrays 'labels' and 'keys'")
-        with data:
-            labels = check_labels(data["labels"], "labels")
-            keys = np.asarray(data["keys"], dtype=str)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ValueError(
-            f"local_labels file {str(path)!r} cannot be read (truncated or not a .npz file): {exc}"
-        ) from None
-    except ValueError as exc:
-        if "pickle" not in str(exc):
-            raise
-        raise ValueError(
-            f"local_labels file {str(path)!r} is not a .npz archive of arrays (a pickle or a foreign file; pickles are "
-            "never loaded)"
-        ) from None
-    return _align(keys, labels, np.asarray(train_keys, dtype=str), f"local_labels file {str(path)!r}")
-
-
-def import_authors_local_labels(files: Any, train_keys: Any) -> np.ndarray:
-    """Local labels from the authors' released stage-1 output, aligned with ``train_keys``.
-
-    The authors' intra-camera script saves, for each camera, ``np.array(pseudo_labeled_dataset)``:
-    a string array of shape (n, 3) whose rows are ``(image path, local label, camera)`` for the
-    images that were clustered (``-1`` images are left out).
-
-    Parameters
-    ----------
-    files : path or sequence of paths
-        ``.npy`` files (one per camera), or a folder searched recursively for them.
-    train_keys : array-like of str
-        Image paths of the training split, in training order; rows are matched by path, else by
-        file name.
-
-    Returns
-    -------
-    numpy.ndarray of int64
-        One label per training image, unique across cameras (each file's ids are offset past the
-        previous files'), -1 for images no file lists.
-
-    Raises
-    ------
-    FileNotFoundError
-        No file found.
-    ValueError
-        A file is not an (n, 3) array, its labels are not integers, or nothing matches.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> np.save(folder / "cam1.npy", np.array([("x/0001_c1_a.jpg", 0, 0), ("x/0002_c1_b.jpg", 0, 0)]))
-    >>> np.save(folder / "cam2.npy", np.array([("x/0001_c2_c.jpg", 0, 1)]))
-    >>> keys = ["/data/0001_c1_a.jpg", "/data/0001_c2_c.jpg", "/data/0002_c1_b.jpg", "/data/0003_c2_d.jpg"]
-    >>> import_authors_local_labels(folder, keys).tolist()
-    [0, 1, 0, -1]
-    """
-    if isinstance(files, (str, Path)):
-        root = Path(files)
-        paths = sorted(root.rglob("*.npy")) if root.is_dir() else [root]
-    else:
-        paths = [Path(f) for f in files]
-    if not paths:
-        raise FileNotFoundError(f"no .npy files of local labels found in {str(files)!r}")
-    all_keys, all_labels = [], []
-    offset = 0
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"local labels file not found: {str(path)!r}")
-        try:
-            rows = np.load(path, allow_pickle=False)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-            raise ValueError(f"local labels file {str(path)!r} cannot be read as a .npy array: {exc}") from None
-        if rows.ndim != 2 or rows.shape[1] != 3:
-            raise ValueError(f"{str(path)!r} must hold an (n, 3) array of (path, label, camera) rows, got {rows.shape}")
-        try:
-            labels = rows[:, 1].astype(np.int64)
-        except ValueError:
-            raise ValueError(f"{str(path)!r}: the label column must hold integers") from None
-        labels = np.where(labels >= 0, labels + offset, -1)
-        offset = int(labels.max()) + 1 if (labels >= 0).any() else offset
-        all_keys.append(rows[:, 0].astype(str))
-        all_labels.append(labels)
-    keys = np.concatenate(all_keys)
-    source = f"authors' local labels ({len(paths)} file{'s' if len(paths) != 1 else ''})"
-    return _align(keys, np.concatenate(all_labels), np.asarray(train_keys, dtype=str), source)

@@ -27,7 +27,7 @@ from ..pivots import PivotRule
 from ..refine import refine, relabel
 from ..schedules import get_schedule
 from ._config import EvalConfig, InterConfig, IntraConfig, _TrainConfig, config_class, config_from_dict, config_to_dict
-from ._data import build_data, import_authors_local_labels, load_local_labels, save_local_labels
+from ._data import build_data, load_local_labels, save_local_labels
 from ._models import build_encoder
 from ._runtime import RunInterrupted, Session, derive_seed, load_torch_file, logger, set_rng_state, user_input
 from ._trainer import Hook, PseudoLabels, RunResult, Trainer, fill, quality, quality_stats, retrieval_metrics
@@ -156,7 +156,13 @@ class IntraTrainer(Trainer):
                     return
             start_epoch = 0
         if session.is_main:
-            save_local_labels(session.run_dir / "local_labels.npz", self.local, data.train_keys, data.train_cams)
+            save_local_labels(
+                session.run_dir / "local_labels.npz",
+                self.local,
+                data.train_keys,
+                data.train_cams,
+                fingerprint=data.fingerprint,
+            )
         if not built:  # resumed after the last camera: the encoder of the run is the initial one
             self.build(initial)
 
@@ -393,7 +399,13 @@ class InterTrainer(Trainer):
             feats = self.extract(data.train_eval)
             if session.is_main:
                 labels = cluster_per_camera(feats, data.train_cams, method="agglomerative", rng=self.config.seed)
-                save_local_labels(session.run_dir / "local_labels.npz", labels, data.train_keys, data.train_cams)
+                save_local_labels(
+                    session.run_dir / "local_labels.npz",
+                    labels,
+                    data.train_keys,
+                    data.train_cams,
+                    fingerprint=data.fingerprint,
+                )
                 logger.info("local labels: per-camera clustering of the initial features (no stage-1 training)")
             return broadcast_object(labels)
         if session.is_main:
@@ -408,11 +420,7 @@ class InterTrainer(Trainer):
                         "run folder or the authors' .npy files), --local-labels per-camera, or --no-refine"
                     )
                 source = str(found)
-            path = Path(source)
-            authors = path.suffix == ".npy" or (
-                path.is_dir() and not (path / "local_labels.npz").is_file() and any(path.rglob("*.npy"))
-            )
-            labels = (import_authors_local_labels if authors else load_local_labels)(path, data.train_keys)
+            labels = load_local_labels(source, data.train_keys, fingerprint=data.fingerprint)
             logger.info("local labels from %s: %d local clusters", source, len(np.unique(labels[labels >= 0])))
         return broadcast_object(labels)
 

@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._optional import import_optional
+from ..cli import add_command, add_version
 from ._config import (
     PRESETS,
     SETTINGS,
@@ -209,10 +210,22 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example (CPU, a few minutes): labelrefine-calr intra --preset synthreid --data-root data && "
         "labelrefine-calr inter --preset synthreid --data-root data",
     )
+    add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    intra = sub.add_parser("intra", help="stage 1: intra-camera training, writes local_labels.npz")
+    intra = add_command(
+        sub,
+        "intra",
+        "stage 1: intra-camera training, writes local_labels.npz",
+        "labelrefine-calr intra --preset synthetic --run-dir runs/synthetic/intra",
+    )
     _add_common(intra, training=True)
-    inter = sub.add_parser("inter", help="stage 2: inter-camera training with label refinement")
+    inter = add_command(
+        sub,
+        "inter",
+        "stage 2: inter-camera training with label refinement",
+        "labelrefine-calr inter --preset synthetic --run-dir runs/synthetic/inter "
+        "--local-labels runs/synthetic/intra",
+    )
     _add_common(inter, training=True)
     inter.add_argument(
         "--local-labels",
@@ -228,22 +241,40 @@ def _parser() -> argparse.ArgumentParser:
         choices=("constant", "linear", "polynomial", "exponential", "cosine"),
         help="decay of the discard probability p (Table IV)",
     )
-    ev = sub.add_parser("eval", help="evaluate a checkpoint (mAP, CMC)")
+    ev = add_command(
+        sub,
+        "eval",
+        "evaluate a checkpoint (mAP, CMC)",
+        "labelrefine-calr eval --preset synthetic --run-dir runs/synthetic/inter --flip",
+    )
     _add_common(ev, training=False)
     ev.add_argument("--checkpoint", metavar="FILE", help="default RUN_DIR/checkpoint.pt")
     ev.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     ev.add_argument("--flip", action="store_true", help="add the embedding of the mirrored image")
-    plot = sub.add_parser("plot", help="draw the paper's Fig. 6 curves of stage-2 runs")
+    plot = add_command(
+        sub,
+        "plot",
+        "draw the paper's Fig. 6 curves of stage-2 runs",
+        "labelrefine-calr plot runs/synthetic/inter -o fig6.png",
+    )
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("-o", "--output", metavar="FILE.png", help="default RUN_DIR/plots/fig6.png")
-    imp = sub.add_parser("import-local", help="convert the authors' stage-1 .npy files to local_labels.npz")
+    imp = add_command(
+        sub,
+        "import-local",
+        "convert the authors' stage-1 .npy files to local_labels.npz",
+        "labelrefine-calr import-local released/market/ --preset market1501 --data-root data -o local_labels.npz",
+    )
     imp.add_argument("files", nargs="+", metavar="FILE_OR_DIR")
     imp.add_argument("--preset", choices=sorted(PRESETS))
     imp.add_argument("--data-root", metavar="DIR")
     imp.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
     imp.add_argument("-o", "--output", required=True, metavar="FILE.npz")
-    presets = sub.add_parser(
-        "presets", help="the presets, the paper's rows they target and the source of every setting"
+    presets = add_command(
+        sub,
+        "presets",
+        "the presets, the paper's rows they target and the source of every setting",
+        "labelrefine-calr presets market1501",
     )
     presets.add_argument("name", nargs="?", choices=sorted(PRESETS), metavar="NAME", help="show one preset only")
     presets.add_argument("--markdown", action="store_true", help="the table of docs/presets.md")
@@ -411,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _tool(args)
         with user_input():
             config = _build(args.command, args)
-            _check_run_dir(config.runtime.run_dir)
+            _check_run_dir(config.runtime.run_dir, write=args.command != "eval")
             import_optional("torch")  # names the extra to install, before _train imports torch
         if args.command == "eval":
             return _evaluate(config)
@@ -423,14 +454,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _check_run_dir(run_dir: Any) -> None:
-    """``--run-dir`` must be a folder or not exist yet (an existing file gave a bare ``[Errno 17]``)."""
+def _check_run_dir(run_dir: Any, *, write: bool) -> None:
+    """``--run-dir`` must be a folder or not exist yet (an existing file gave a bare ``[Errno 17]``).
+
+    With ``write``, the folder is created and a file written and removed in it, so that a folder
+    that cannot be written (permissions, a read-only file system) fails here in one line rather
+    than with a traceback once training starts.
+    """
     path = Path(run_dir)
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():
             raise ValueError(f"--run-dir {str(path)!r} must be a folder, but {str(parent)!r} is a file")
         if parent.exists():
             break
+    if write:
+        import tempfile
+
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise ValueError(
+                f"--run-dir {str(path)!r} cannot be written ({exc.strerror or exc}): pass a folder you can write to"
+            ) from None
 
 
 def _tool(args: argparse.Namespace) -> int:
@@ -485,7 +532,7 @@ def _import_local(args: argparse.Namespace) -> int:
     data = build_data(config, generate=False)
     files: Any = args.files[0] if len(args.files) == 1 else args.files
     labels = import_authors_local_labels(files, data.train_keys)
-    out = save_local_labels(args.output, labels, data.train_keys, data.train_cams)
+    out = save_local_labels(args.output, labels, data.train_keys, data.train_cams, fingerprint=data.fingerprint)
     print(f"wrote {out}: {int((labels >= 0).sum())} of {labels.size} training images labelled")
     return 0
 

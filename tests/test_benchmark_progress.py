@@ -1,0 +1,41 @@
+"""The ablation benchmarks say what they are doing before the first (long) training run starts."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+class Started(Exception):
+    """Raised instead of training: the test only needs what was printed before."""
+
+
+@pytest.mark.parametrize("script", ["ablation_synthetic", "ablation_synthreid"])
+def test_ablation_prints_progress_before_training(script, monkeypatch, capsys, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("yaml")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"_bench_{script}", BENCHMARKS / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def started(config):
+        print("<training starts>", file=sys.stderr)
+        raise Started
+
+    monkeypatch.setattr(module, "train_intra", started)
+    # run() disables the recipe's logger; monkeypatch puts it back after the test
+    monkeypatch.setattr(logging.getLogger("labelrefine.recipes.calr"), "disabled", False)
+    with pytest.raises(Started):
+        if script == "ablation_synthetic":
+            module.run([1], 1, 20, tmp_path)
+        else:
+            module.run([1], ["baseline"], tmp_path, {})
+    before = capsys.readouterr().err.split("<training starts>")[0]
+    assert "seed 1: stage 1 ..." in before
