@@ -32,6 +32,7 @@ _EXPORTS = {
     "camera_weights": "cluster",
     "cluster_stats": "cluster",
     "suggest_eps": "cluster",
+    "console_progress": "_progress",
     "cluster_report": "metrics",
     "ClusterReport": "metrics",
     "PrecisionRecallF": "metrics",
@@ -61,6 +62,7 @@ __all__ = [
     "cluster_per_camera",
     "cluster_report",
     "cluster_stats",
+    "console_progress",
     "dbscan_cluster",
     "evaluate_retrieval",
     "expansion",
@@ -92,6 +94,7 @@ if TYPE_CHECKING:
         suggest_eps,
     )
     from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
+    from ._progress import console_progress
     from .neighbors import KnnGraph, jaccard_distance, knn, knn_search
     from .pivots import pivot_scores, select_pivots
     from .retrieval import Protocol, RetrievalResult, evaluate_retrieval
