@@ -144,8 +144,15 @@ def crossover(dim: int, sizes: list[int]) -> None:
             start = time.perf_counter()
             graph = knn(x, K, exact=exact, rng=0)
             times[exact] = time.perf_counter() - start
-        rows.append([f"{n:,}", f"{times[True]:.1f}", f"{times[False]:.1f}", f"{times[True] / times[False]:.2f}",
-                     f"{graph.recall:.3f}"])
+        rows.append(
+            [
+                f"{n:,}",
+                f"{times[True]:.1f}",
+                f"{times[False]:.1f}",
+                f"{times[True] / times[False]:.2f}",
+                f"{graph.recall:.3f}",
+            ]
+        )
     print(table(["N", "exact s", "approximate s", "exact / approximate", "recall"], rows))
 
 

@@ -83,6 +83,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._progress import console_progress
     from .cluster import (
         camera_weights,
         cluster_camera,
@@ -94,7 +95,6 @@ if TYPE_CHECKING:
         suggest_eps,
     )
     from .metrics import ClusterReport, PrecisionRecallF, bcubed_scores, cluster_report, expansion, nmi, pairwise_scores
-    from ._progress import console_progress
     from .neighbors import KnnGraph, jaccard_distance, knn, knn_search
     from .pivots import pivot_scores, select_pivots
     from .retrieval import Protocol, RetrievalResult, evaluate_retrieval
