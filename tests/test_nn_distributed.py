@@ -14,6 +14,7 @@ import torch.multiprocessing as mp  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
+from labelrefine.neighbors import knn  # noqa: E402
 from labelrefine.nn import (  # noqa: E402
     ClusterMemory,
     all_gather_tensor,
@@ -26,7 +27,6 @@ from labelrefine.nn import (  # noqa: E402
     is_main_process,
     sharded_knn,
 )
-from labelrefine.neighbors import knn  # noqa: E402
 
 WORLD = 2
 SIZES = (5, 8)  # unequal per-rank batch sizes
