@@ -196,3 +196,19 @@ def test_rows_the_index_left_short_are_searched_exactly(monkeypatch):
     graph = knn(x, 6, exact=False, rng=0)
     assert (graph.indices >= 0).all() and graph.distances.max() <= 2
     np.testing.assert_array_equal(graph.indices[::3], knn(x, 6, backend="numpy").indices[::3])
+
+
+def test_evaluation_reports_its_query_blocks():
+    from labelrefine import evaluate_retrieval
+
+    rng = np.random.default_rng(0)
+    calls = []
+    evaluate_retrieval(
+        rng.integers(5, size=30),
+        rng.integers(5, size=40),
+        query_feats=rng.normal(size=(30, 4)),
+        gallery_feats=rng.normal(size=(40, 4)),
+        block_size=8,
+        progress=lambda *a: calls.append(a),
+    )
+    assert calls == [("evaluation", done, 30) for done in (0, 8, 16, 24, 30)]

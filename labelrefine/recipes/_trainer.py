@@ -570,6 +570,7 @@ def retrieval_metrics(
         query_feats=query,
         gallery_feats=gallery,
         rerank=rerank,
+        progress=console_progress(bars=session.progress(), write=logger.info),
     )
     out: dict[str, Any] = {"mAP": result.mAP}
     out.update({f"rank{k}": result.rank(k) for k in (1, 5, 10) if k <= result.cmc.shape[0]})
