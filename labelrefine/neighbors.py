@@ -287,7 +287,7 @@ def ann_defaults(n: int, dim: int, k: int) -> dict[str, int]:
         ``M``: links per node of the HNSW graph (16, or 32 from D = 512 on, where neighbourhoods
         need more links); ``ef_construction``: 40 (faiss's default); ``ef_search``: the search
         beam, ``max(2 k, 32 + 16 log10(N / 1e5))`` (wider for larger N); ``recall_sample``: 1000
-        rows for :attr:`KnnGraph.recall`. Measured on this library's benchmark data in
+        rows for ``KnnGraph.recall``. Measured on this library's benchmark data in
         ``docs/scale.md``. Override any of them with ``knn(..., ann_params={...})``.
 
     Examples

@@ -310,6 +310,7 @@ class InterTrainer(Trainer):
         """Under several processes, every rank searches a slice of the rows (:func:`labelrefine.nn.sharded_knn`)."""
         if not self.session.distributed:
             return None
+        feats = broadcast_object(feats)  # extraction leaves the features on rank 0 only
         return sharded_knn(feats, self.graph_width(), progress=self.progress())
 
     def graph_width(self) -> int:

@@ -269,9 +269,10 @@ class Trainer:
 
     def progress(self) -> Progress | None:
         """The callback the library's long steps report to: tqdm bars or one log line per step (rank 0)."""
-        if not self.session.is_main:
+        session = getattr(self, "session", None)  # a trainer used without fit() has none
+        if session is None or not session.is_main:
             return None
-        return console_progress(bars=self.session.progress(), write=logger.info)
+        return console_progress(bars=session.progress(), write=logger.info)
 
     def pack(self, labels: Any, feats: np.ndarray, weights: np.ndarray | None = None, **stats: Any) -> PseudoLabels:
         """:class:`PseudoLabels` from any labelling: contiguous ids, centroids, cluster counts in ``stats``."""
