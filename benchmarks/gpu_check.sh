@@ -14,13 +14,17 @@
 #   3. 2 processes with NCCL against 1 process (only with two or more GPUs);
 #   4. timing table (benchmarks/bench_torch.py): torch backend vs faiss-gpu (if installed) vs
 #      numpy for kNN, Jaccard and one pseudo-label epoch at N = 12,936 and 32,621 x 2048 on CUDA
-#      (small sizes on the CPU).
+#      (small sizes on the CPU);
+#   5. the approximate epoch at N = 1e6 x 256 (benchmarks/bench_scale.py) and, with 2+ GPUs,
+#      labelrefine.nn.sharded_knn over all of them against one process (prints "skip" otherwise).
+# It can run again on the same machine: the run folders under $OUT are recreated each time.
 # Every skipped part is named in the summary at the end. The exit status is 1 if a step failed.
 
 set -u
 OUT_DIR="${OUT:-${GPU_CHECK_OUT:-gpu_check_out}}"
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+rm -rf "$OUT_DIR/recipe" "$OUT_DIR/ddp"  # a rerun starts from fresh run folders (run_dir refuses a used one)
 LOG="$OUT_DIR/gpu_check.log"
 : > "$LOG"
 exec > >(tee -a "$LOG") 2>&1
@@ -103,6 +107,17 @@ else
     note "SKIPPED CUDA timings at 12936 / 32621 x 2048 and faiss-gpu rows: no CUDA device"
     run "bench_torch.py --device cpu, N = 2000 and 4000 x 256 (small CPU sizes)" 300 \
         "$PY" benchmarks/bench_torch.py --device cpu --sizes 2000 4000 --dim 256 --repeats 1
+fi
+
+step "5. approximate search at N = 1e6 x 256 (CPU, faiss HNSW) and the sharded search on every GPU"
+run "bench_scale.py --sizes 1000000 --exact-max 0 (approximate epoch, recall)" 420 \
+    "$PY" benchmarks/bench_scale.py --sizes 1000000 --exact-max 0
+if [ "$N_GPUS" -ge 2 ]; then
+    run "sharded_knn over $N_GPUS GPUs (torchrun, NCCL) equals one process" 240 \
+        torchrun --standalone --nproc_per_node "$N_GPUS" benchmarks/sharded_knn_check.py
+else
+    echo "skip: sharded search over several GPUs needs 2 GPUs, found $N_GPUS (tests/test_nn_distributed.py checks it with 2 gloo processes)"
+    note "SKIPPED sharded_knn over several GPUs: needs 2 GPUs, found $N_GPUS"
 fi
 
 step "summary"

@@ -32,6 +32,7 @@ _EXPORTS = {
     "camera_weights": "cluster",
     "cluster_stats": "cluster",
     "suggest_eps": "cluster",
+    "console_progress": "_progress",
     "cluster_report": "metrics",
     "ClusterReport": "metrics",
     "impurity_report": "metrics",
@@ -66,6 +67,7 @@ __all__ = [
     "cluster_per_camera",
     "cluster_report",
     "cluster_stats",
+    "console_progress",
     "dbscan_cluster",
     "evaluate_retrieval",
     "expansion",
@@ -87,6 +89,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._progress import console_progress
     from .agreement import camera_agreement
     from .cluster import (
         camera_weights,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import import_optional
+from ._progress import Progress, ranges
 from ._validation import check_features
 
 torch = import_optional("torch")
@@ -102,7 +103,9 @@ def unit_rows(t: Any, normalize: bool) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
-def search(q: Any, x: Any, k: int, block_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+def search(
+    q: Any, x: Any, k: int, block_size: int | None, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k inner products of each row of ``q`` among the rows of ``x`` (float32, same device).
 
     One (block, M) product block at a time; returns numpy ``(indices int64, sims float32)`` of
@@ -115,8 +118,7 @@ def search(q: Any, x: Any, k: int, block_size: int | None) -> tuple[np.ndarray, 
     out_sim = torch.empty((n_q, k), dtype=torch.float32, device=q.device)
     xt = x.T
     with torch.no_grad(), _exact_float32():
-        for start in range(0, n_q, block_size):  # loop over row blocks
-            stop = min(start + block_size, n_q)
+        for start, stop in ranges(progress, "knn search", n_q, block_size):  # loop over row blocks
             sims = q[start:stop] @ xt
             vals, cols = torch.topk(sims, k, dim=1, largest=True, sorted=False)
             out_sim[start:stop] = vals

@@ -148,6 +148,11 @@ class KnnGraph:
     includes_self : bool
         True when column 0 holds each sample itself (distance 0), as :func:`labelrefine.knn`
         returns it; the graph then holds ``m - 1`` neighbours per sample besides itself.
+    recall : float or None, default None
+        None for an exact graph. For an approximate one (``knn(..., exact=False)``), the
+        estimated share of each sample's true k nearest others that the graph holds, measured
+        against exact search on a random sample of rows. :meth:`neighbors` keeps it (the recall
+        of a prefix of an approximate graph is about that of the whole).
 
     Notes
     -----
@@ -174,6 +179,7 @@ class KnnGraph:
     indices: np.ndarray
     distances: np.ndarray
     includes_self: bool
+    recall: float | None = None
 
     def __post_init__(self) -> None:
         if not self.includes_self:
@@ -193,7 +199,7 @@ class KnnGraph:
         """The graph without the self column, optionally cut to its ``k`` nearest neighbours."""
         k = self.k if k is None else check_int(k, "k (neighbours other than the sample itself)", low=0, high=self.k)
         start = int(self.includes_self)
-        return KnnGraph(self.indices[:, start : start + k], self.distances[:, start : start + k], False)
+        return KnnGraph(self.indices[:, start : start + k], self.distances[:, start : start + k], False, self.recall)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter((self.indices, self.distances))
@@ -205,7 +211,8 @@ class KnnGraph:
         return (self.indices, self.distances)[item]
 
     def __repr__(self) -> str:
-        return f"KnnGraph(n={self.n}, k={self.k}, includes_self={self.includes_self})"
+        recall = "" if self.recall is None else f", recall={self.recall:.3f}"
+        return f"KnnGraph(n={self.n}, k={self.k}, includes_self={self.includes_self}{recall})"
 
 
 def _check_no_self_column(indices: np.ndarray) -> None:
@@ -271,9 +278,11 @@ def check_knn_graph(graph: Any, name: str = "knn", *, n: int | None = None) -> K
         distances that are not finite, outside [0, 2] or not sorted in each row (with a hint
         when they look like similarities), or a ``KnnGraph`` whose self column is not the sample.
     """
+    recall = None
     if isinstance(graph, KnnGraph):
         pair: tuple[Any, Any] = (graph.indices, graph.distances)
         includes_self: bool | None = bool(graph.includes_self)
+        recall = graph.recall
     elif isinstance(graph, (tuple, list)) and len(graph) == 2:
         pair, includes_self = (graph[0], graph[1]), None
     else:
@@ -328,7 +337,7 @@ def check_knn_graph(graph: Any, name: str = "knn", *, n: int | None = None) -> K
             f"{name} says includes_self=True but column 0 is not the sample itself: row {row} starts with "
             f"{int(indices[row, 0])}; build it with knn() or pass includes_self=False"
         )
-    return KnnGraph(indices.astype(np.int64, copy=False), distances, bool(includes_self))
+    return KnnGraph(indices.astype(np.int64, copy=False), distances, bool(includes_self), recall)
 
 
 def check_real(x: Any, name: str, *, low: float, high: float, open_low: bool = False, open_high: bool = False) -> float:

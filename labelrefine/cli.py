@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import import_optional
+from ._progress import console_progress
 from .io import load_array, save_array
 from .pivots import DEFAULT_RULE, PIVOT_RULES
 
@@ -60,9 +61,10 @@ def _demo(args: argparse.Namespace) -> int:
     data = make_camera_biased(
         args.ids, args.cams, images_per_camera=tuple(args.images), camera_strength=args.camera_strength, rng=args.seed
     )
-    graph = knn(data.feats, args.k)  # one graph serves clustering and refinement
-    global_labels = infomap_cluster(graph, min_sim=args.min_sim, rng=args.seed)
-    local_labels = cluster_per_camera(data.feats, data.cams)
+    progress = console_progress()  # tqdm bars on a terminal, else one line per step on stderr
+    graph = knn(data.feats, args.k, progress=progress)  # one graph serves clustering and refinement
+    global_labels = infomap_cluster(graph, min_sim=args.min_sim, rng=args.seed, progress=progress)
+    local_labels = cluster_per_camera(data.feats, data.cams, progress=progress)
     result = refine(
         global_labels, local_labels, data.cams, data.feats, knn=graph, k=args.k, p=args.p, rule=args.rule, rng=args.seed
     )

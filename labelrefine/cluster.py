@@ -8,8 +8,9 @@ All functions return int64 labels with -1 for outliers. Costs (N samples, k neig
 - :func:`cluster_per_camera` with ``method="agglomerative"``: stage-1 clustering (agglomerative
   as in the paper, Jaccard distance and average linkage as in the authors' code); average
   linkage needs the dense distance matrix of each camera, O(n_c^2) memory and roughly
-  O(n_c^2 log n_c) time for a camera with n_c images (about 0.5 GiB at n_c = 8,000). For
-  larger cameras use ``method="dbscan"`` or ``method="infomap"``, which stay sparse.
+  O(n_c^2 log n_c) time for a camera with n_c images (about 0.5 GiB at n_c = 8,000); cameras
+  above :data:`AGGLOMERATIVE_MAX` images are refused with a clear error. For larger cameras
+  use ``method="dbscan"`` or ``method="infomap"``, which stay sparse.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._optional import import_optional
+from ._progress import Progress, check_progress, one_step, ranges
 from ._validation import (
     KnnGraph,
     as_rng,
@@ -39,7 +41,11 @@ from ._validation import (
 )
 from .refine import relabel
 
+AGGLOMERATIVE_MAX = 30_000
+"""Largest camera ``method="agglomerative"`` clusters: its dense float64 matrix is then 6.7 GiB."""
+
 __all__ = [
+    "AGGLOMERATIVE_MAX",
     "ClusterStats",
     "camera_weights",
     "cluster_camera",
@@ -68,6 +74,7 @@ def infomap_cluster(
     min_size: int = 1,
     rng: int | np.random.Generator | None = None,
     trials: int = 1,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """Two-level directed Infomap on the kNN graph (the paper's inter-camera clustering).
 
@@ -91,6 +98,9 @@ def infomap_cluster(
         a different partition order may come out on each call; pass an int to reproduce).
     trials : int, default 1
         Infomap's ``--num-trials``.
+    progress : callable, optional
+        ``progress(step, done, total)``, called when the ``"infomap"`` step starts and ends (see
+        :func:`labelrefine.console_progress`).
 
     Returns
     -------
@@ -111,6 +121,7 @@ def infomap_cluster(
     min_size = check_int(min_size, "min_size", low=0)
     seed = seed_from(rng, "rng", low=1)
     trials = check_int(trials, "trials", low=1)
+    progress = check_progress(progress)
     n = indices.shape[0]
     if n == 0:
         raise ValueError("knn must not be empty (one row per sample), got a graph with 0 rows")
@@ -120,16 +131,20 @@ def infomap_cluster(
     keep = (similarity >= min_sim) & (indices != rows)
     sources, targets, weights = rows[keep], indices[keep], similarity[keep].astype(np.float64)
 
+    labels = np.full(n, -1, dtype=np.int64)
+    if sources.size == 0:  # no edge, no cluster
+        return labels
     im = infomap.Infomap(f"--two-level --directed --silent --num-trials {trials}", seed=seed)
-    im.add_edge_index(np.stack([sources, targets]), edge_weight=weights, num_nodes=n)
-    result = im.run()
+    # one (E, 3) array handed to Infomap's C++ reader: add_edge_index loops over edges in Python
+    im.add_links(np.column_stack([sources, targets, weights]))
+    with one_step(progress, "infomap"):
+        result = im.run()
     # Read the modules from Infomap's .clu output rather than result.modules(): that walks SWIG
     # iterators, which crash when faiss (also SWIG) was imported in the same process.
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "modules.clu")
         result.write_clu(path)
         node_module = np.loadtxt(path, comments="#", usecols=(0, 1), dtype=np.int64, ndmin=2)
-    labels = np.full(n, -1, dtype=np.int64)
     labels[node_module[:, 0]] = node_module[:, 1]
     # Infomap can put a node without any edge in some module (seen with seed 26): no edge, no cluster
     linked = np.zeros(n, dtype=bool)
@@ -171,7 +186,14 @@ def _check_sparse_distances(matrix: Any, name: str) -> sp.csr_matrix:
     return csr
 
 
-def dbscan_cluster(jaccard: Any, *, eps: float = 0.6, min_samples: int = 4, n_jobs: int | None = None) -> np.ndarray:
+def dbscan_cluster(
+    jaccard: Any,
+    *,
+    eps: float = 0.6,
+    min_samples: int = 4,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """scikit-learn DBSCAN on a sparse precomputed distance matrix (the Cluster-Contrast baseline).
 
     Parameters
@@ -188,6 +210,9 @@ def dbscan_cluster(jaccard: Any, *, eps: float = 0.6, min_samples: int = 4, n_jo
         DBSCAN's core-point threshold (the point itself included).
     n_jobs : int, optional
         Passed to scikit-learn.
+    progress : callable, optional
+        ``progress(step, done, total)``, called when the ``"dbscan"`` step starts and ends (see
+        :func:`labelrefine.console_progress`).
 
     Returns
     -------
@@ -206,8 +231,10 @@ def dbscan_cluster(jaccard: Any, *, eps: float = 0.6, min_samples: int = 4, n_jo
     eps = _check_eps(eps)
     min_samples = check_int(min_samples, "min_samples", low=1)
     matrix = _check_sparse_distances(jaccard, "jaccard")
+    progress = check_progress(progress)
     model = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=n_jobs)
-    return model.fit_predict(matrix).astype(np.int64)
+    with one_step(progress, "dbscan"):
+        return model.fit_predict(matrix).astype(np.int64)
 
 
 def suggest_eps(distances: Any, *, rank: int = 4, quantile: float = 0.5) -> float:
@@ -278,6 +305,7 @@ def cluster_per_camera(
     k: int = 15,
     linkage: Literal["average", "complete", "single"] = "average",
     rng: int | np.random.Generator | None = None,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """Stage-1 clustering: each camera's images clustered on their own.
 
@@ -309,6 +337,9 @@ def cluster_per_camera(
     rng : int, numpy.random.Generator or None, default None
         Randomness of ``method="infomap"`` (see :func:`infomap_cluster`); the other methods are
         deterministic.
+    progress : callable, optional
+        ``progress(step, done, total)``: the ``"per-camera clustering"`` step counts cameras
+        (see :func:`labelrefine.console_progress`).
 
     Returns
     -------
@@ -328,9 +359,12 @@ def cluster_per_camera(
     cam_codes = check_cameras(cams, "cams", n=x.shape[0])
     # rng is passed on as given, so that each camera is clustered as cluster_camera(..., rng=rng) would
     options = _camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng)
+    progress = check_progress(progress)
+    _check_dense(method, int(np.bincount(cam_codes).max()))
     labels = np.full(x.shape[0], -1, dtype=np.int64)
     next_id = 0
-    for cam in range(int(cam_codes.max()) + 1):  # loop over cameras: few, each body vectorised
+    n_cams = int(cam_codes.max()) + 1
+    for cam, _ in ranges(progress, "per-camera clustering", n_cams, 1):  # loop over cameras: few, each vectorised
         members = np.flatnonzero(cam_codes == cam)
         local = _cluster_one(x[members], *options)
         labels[members] = np.where(local >= 0, local + next_id, -1)
@@ -375,6 +409,7 @@ def cluster_camera(
     (True, True)
     """
     x = check_features(feats)
+    _check_dense(method, x.shape[0])
     return _cluster_one(x, *_camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng))
 
 
@@ -427,6 +462,16 @@ def _cluster_one(
         return dbscan_cluster(jaccard, eps=eps)
     jaccard = jaccard_distance(x, k1=cam_k1, k2=min(k2, cam_k1))
     return _agglomerative(jaccard, max(1, n_c // images_per_cluster), linkage)
+
+
+def _check_dense(method: str, n_c: int) -> None:
+    """Refuse agglomerative clustering of a camera whose dense distance matrix would not fit."""
+    if method == "agglomerative" and n_c > AGGLOMERATIVE_MAX:
+        raise ValueError(
+            f"method='agglomerative' needs a dense {n_c} x {n_c} distance matrix for a camera with {n_c} images "
+            f"({n_c * n_c * 8 / 2**30:.0f} GiB); it is limited to cameras of at most {AGGLOMERATIVE_MAX} images: "
+            "use method='dbscan' or method='infomap', which stay sparse"
+        )
 
 
 def _agglomerative(distances: sp.spmatrix, n_clusters: int, linkage: str) -> np.ndarray:

@@ -15,20 +15,37 @@ Two kernels that every later stage of the pipeline builds on:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._optional import has_module, import_optional
-from ._validation import KnnGraph, check_choice, check_features, check_int, check_knn_graph, check_probability
+from ._progress import Progress, check_progress, one_step, ranges
+from ._validation import (
+    KnnGraph,
+    as_rng,
+    check_bool,
+    check_choice,
+    check_features,
+    check_int,
+    check_knn_graph,
+    check_probability,
+)
 
-__all__ = ["KnnGraph", "jaccard_distance", "knn", "knn_search"]
+__all__ = ["EXACT_MAX_N", "KnnGraph", "ann_defaults", "jaccard_distance", "knn", "knn_search"]
 
 _BACKENDS = ("auto", "faiss", "numpy", "torch")
 _BLOCK_BYTES = 256 * 2**20  # temporaries of one block stay under about this many bytes
 _GROUP = 16  # numpy top-k: columns per group of the group-maximum pre-selection
 _FAISS_GPU_MAX_K = 2048  # largest k faiss GPU flat search supports
+_QUERY_BLOCK = 16384  # faiss: query (and added) rows per call, the unit of progress reports
+_RECALL_TOLERANCE = 1e-5  # a neighbour within this distance of the true k-th nearest counts as found
+EXACT_MAX_N = 50_000
+"""``exact=None`` searches exactly up to this many database rows, approximately above (faiss, CPU).
+
+Measured crossover on this library's benchmark machine: see ``docs/scale.md``."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -36,13 +53,29 @@ _FAISS_GPU_MAX_K = 2048  # largest k faiss GPU flat search supports
 # ----------------------------------------------------------------------------------------------
 
 
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """L2 norm of each row, computed in blocks (no temporary as large as ``x``)."""
+    step = max(1, 2**24 // max(1, x.shape[1]))
+    return np.concatenate([np.linalg.norm(x[i : i + step], axis=1) for i in range(0, x.shape[0], step)])
+
+
 def _unit_rows(x: np.ndarray, normalize: bool) -> np.ndarray:
-    """C-contiguous float32 rows, L2-normalised when asked (always a new array or a read-only use)."""
-    if normalize:
-        norms = np.linalg.norm(x, axis=1)
-        norms[norms == 0] = 1.0  # all-zero rows stay zero instead of becoming NaN
-        return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    """C-contiguous float32 rows, L2-normalised when asked: at most one float32 copy of ``x``.
+
+    Unit-length float32 rows (every norm within 1e-6 of 1) are used as they are, without a copy;
+    other inputs are normalised block by block into one new float32 array. ``x`` is never modified.
+    """
+    if not normalize:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    norms = _row_norms(x)
+    if x.dtype == np.float32 and x.flags.c_contiguous and bool(np.all(np.abs(norms - 1) <= 1e-6)):
+        return x
+    norms[norms == 0] = 1.0  # all-zero rows stay zero instead of becoming NaN
+    out = np.empty(x.shape, dtype=np.float32)
+    step = max(1, 2**24 // max(1, x.shape[1]))
+    for start in range(0, x.shape[0], step):  # loop over row blocks: temporaries stay small
+        out[start : start + step] = x[start : start + step] / norms[start : start + step, None]
+    return out
 
 
 def _is_cuda_tensor(x: Any) -> bool:
@@ -57,6 +90,33 @@ def _resolve_backend(backend: Any, *inputs: Any) -> str:
             return "torch"
         return "faiss" if has_module("faiss") else "numpy"
     return backend
+
+
+def _plan(backend: Any, exact: Any, device: Any, *inputs: Any) -> tuple[str, bool | None]:
+    """The backend to use and whether the search is approximate (None: decide from the size)."""
+    resolved = _resolve_backend(backend, *inputs)
+    if exact is None:
+        return resolved, None
+    if check_bool(exact, "exact"):
+        return resolved, False
+    if backend in ("numpy", "torch"):
+        raise ValueError(f"exact=False needs faiss (backend='auto' or 'faiss'), got backend={backend!r}")
+    gpu = _parse_device(device)
+    if gpu is not None and gpu >= 0:
+        raise ValueError(f"exact=False runs faiss HNSW on the CPU: device must be None or 'cpu', got {device!r}")
+    import_optional("faiss")  # ModuleNotFoundError naming the extra
+    return "faiss", True
+
+
+def _auto_ann(backend: str, device: Any, m: int) -> bool:
+    """``exact=None``: approximate above ``EXACT_MAX_N`` database rows when faiss searches on the CPU."""
+    if backend != "faiss" or m <= EXACT_MAX_N:
+        return False
+    gpu = _parse_device(device)
+    if gpu is None:
+        faiss = import_optional("faiss")
+        return _faiss_gpu(faiss, 1, None) is None
+    return gpu < 0
 
 
 def _torch_backend():
@@ -81,13 +141,13 @@ def _torch_features(*named: tuple[Any, str]) -> list[Any]:
 
 
 def _search_torch(
-    q: Any, x: Any, k: int, block_size: int | None, normalize: bool, same: bool
+    q: Any, x: Any, k: int, block_size: int | None, normalize: bool, same: bool, progress: Progress | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Torch-backend search on the device of ``x``; numpy (indices, sims) with rows sorted as ``_search``."""
     nt = _torch_backend()
     xn = nt.unit_rows(x, normalize)
     qn = xn if same else nt.unit_rows(q, normalize)
-    indices, sims = nt.search(qn, xn, k, block_size)
+    indices, sims = nt.search(qn, xn, k, block_size, progress)
     return _sort_rows(indices, sims)
 
 
@@ -141,15 +201,16 @@ def _topk_block(s: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(cols, keep, axis=1)
 
 
-def _search_numpy(q: np.ndarray, x: np.ndarray, k: int, block_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _search_numpy(
+    q: np.ndarray, x: np.ndarray, k: int, block_size: int | None, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
     m = x.shape[0]
     if block_size is None:
         # similarity block (4 bytes) plus argpartition's int64 output (8 bytes) per entry
         block_size = max(1, _BLOCK_BYTES // (12 * m))
     out_idx = np.empty((q.shape[0], k), dtype=np.int64)
     out_sim = np.empty((q.shape[0], k), dtype=np.float32)
-    for start in range(0, q.shape[0], block_size):  # loop over row blocks
-        stop = min(start + block_size, q.shape[0])
+    for start, stop in ranges(progress, "knn search", q.shape[0], block_size):  # loop over row blocks
         s = q[start:stop] @ x.T
         cols = _topk_block(s, k)
         out_idx[start:stop] = cols
@@ -157,10 +218,9 @@ def _search_numpy(q: np.ndarray, x: np.ndarray, k: int, block_size: int | None) 
     return out_idx, out_sim
 
 
-def _search_faiss(q: np.ndarray, x: np.ndarray, k: int, gpu: int | None) -> tuple[np.ndarray, np.ndarray]:
-    faiss = import_optional("faiss")
+def _faiss_gpu(faiss: Any, k: int, gpu: int | None) -> int | None:
+    """The GPU faiss should search on (None: the CPU), checking an explicit ``device``."""
     n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    index = faiss.IndexFlatIP(x.shape[1])
     if gpu is not None and gpu >= 0:
         if gpu >= n_gpus or not hasattr(faiss, "StandardGpuResources"):
             raise ValueError(
@@ -168,29 +228,141 @@ def _search_faiss(q: np.ndarray, x: np.ndarray, k: int, gpu: int | None) -> tupl
             )
         if k > _FAISS_GPU_MAX_K:
             raise ValueError(f"k must be <= {_FAISS_GPU_MAX_K} for faiss GPU search, got {k}; use device='cpu'")
-        use_gpu = True
-    else:
-        use_gpu = gpu is None and n_gpus > 0 and k <= _FAISS_GPU_MAX_K and hasattr(faiss, "StandardGpuResources")
-        gpu = 0
-    if use_gpu:
-        resources = faiss.StandardGpuResources()
-        index = faiss.index_cpu_to_gpu(resources, gpu, index)
-    index.add(x)
-    sims, indices = index.search(q, k)
+        return gpu
+    use_gpu = gpu is None and n_gpus > 0 and k <= _FAISS_GPU_MAX_K and hasattr(faiss, "StandardGpuResources")
+    return 0 if use_gpu else None
+
+
+def _search_faiss(
+    q: np.ndarray, x: np.ndarray, k: int, gpu: int | None, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
+    faiss = import_optional("faiss")
+    gpu = _faiss_gpu(faiss, k, gpu)
+    if gpu is not None:
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, faiss.IndexFlatIP(x.shape[1]))
+        index.add(x)
+        with one_step(progress, "knn search"):
+            sims, indices = index.search(q, k)
+    else:  # brute force without an index: no second copy of the database
+        sims = np.empty((q.shape[0], k), dtype=np.float32)
+        indices = np.empty((q.shape[0], k), dtype=np.int64)
+        for start, stop in ranges(progress, "knn search", q.shape[0], _QUERY_BLOCK):  # loop over query blocks
+            sims[start:stop], indices[start:stop] = faiss.knn(q[start:stop], x, k, metric=faiss.METRIC_INNER_PRODUCT)
     return indices.astype(np.int64, copy=False), sims.astype(np.float32, copy=False)
 
 
 def _search(
-    q: np.ndarray, x: np.ndarray, k: int, backend: str, block_size: int | None, device: Any
+    q: np.ndarray, x: np.ndarray, k: int, backend: str, block_size: int | None, device: Any, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray]:
     gpu = _parse_device(device)
     if backend == "numpy":
         if gpu is not None and gpu >= 0:
             raise ValueError(f"device={device!r} needs backend='faiss' (the numpy backend runs on the CPU)")
-        indices, sims = _search_numpy(q, x, k, block_size)
+        indices, sims = _search_numpy(q, x, k, block_size, progress)
     else:
-        indices, sims = _search_faiss(q, x, k, gpu)
+        indices, sims = _search_faiss(q, x, k, gpu, progress)
     return _sort_rows(indices, sims)
+
+
+# ----------------------------------------------------------------------------------------------
+# approximate search (faiss HNSW)
+# ----------------------------------------------------------------------------------------------
+
+_ANN_KEYS = ("M", "ef_construction", "ef_search", "recall_sample")
+
+
+def ann_defaults(n: int, dim: int, k: int) -> dict[str, int]:
+    """The HNSW parameters that ``knn(..., exact=False)`` uses for N samples of D dimensions.
+
+    Parameters
+    ----------
+    n, dim : int
+        Database rows and feature dimensions.
+    k : int
+        Neighbours searched per query (for :func:`knn`, ``k + 1``: the sample itself too).
+
+    Returns
+    -------
+    dict
+        ``M``: links per node of the HNSW graph (16, or 32 from D = 512 on, where neighbourhoods
+        need more links); ``ef_construction``: 40 (faiss's default); ``ef_search``: the search
+        beam, ``max(2 k, 32 + 16 log10(N / 1e5))`` (wider for larger N); ``recall_sample``: 1000
+        rows for ``KnnGraph.recall``. Measured on this library's benchmark data in
+        ``docs/scale.md``. Override any of them with ``knn(..., ann_params={...})``.
+
+    Examples
+    --------
+    >>> ann_defaults(300_000, 256, 16)
+    {'M': 16, 'ef_construction': 40, 'ef_search': 40, 'recall_sample': 1000}
+    """
+    beam = 32 + 16 * max(0.0, float(np.log10(max(n, 1) / 1e5)))
+    return {
+        "M": 16 if dim < 512 else 32,
+        "ef_construction": 40,
+        "ef_search": max(2 * k, round(beam)),
+        "recall_sample": 1000,
+    }
+
+
+def _check_ann_params(params: Any, n: int, dim: int, k: int) -> dict[str, int]:
+    """The defaults of :func:`ann_defaults` updated with the caller's (checked) ``ann_params``."""
+    out = ann_defaults(n, dim, k)
+    if params is None:
+        return out
+    if not isinstance(params, Mapping):
+        raise TypeError(f"ann_params must be a dict with keys among {', '.join(_ANN_KEYS)}, got {params!r}")
+    for key, value in params.items():
+        if key not in _ANN_KEYS:
+            raise ValueError(f"ann_params keys must be among {', '.join(_ANN_KEYS)}, got {key!r}")
+        out[key] = check_int(value, f"ann_params[{key!r}]", low=k if key == "ef_search" else 1)
+    return out
+
+
+def _hnsw_index(x: np.ndarray, normalize: bool, params: dict[str, int], progress: Progress | None) -> Any:
+    """A faiss HNSW inner-product index over the unit rows of ``x``, added block by block.
+
+    Only one block of normalised rows exists at a time besides the index's own float32 copy.
+    """
+    faiss = import_optional("faiss")
+    index = faiss.IndexHNSWFlat(x.shape[1], params["M"], faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = params["ef_construction"]
+    index.hnsw.efSearch = params["ef_search"]
+    for start, stop in ranges(progress, "knn index", x.shape[0], _QUERY_BLOCK):  # loop over row blocks
+        index.add(_unit_rows(x[start:stop], normalize))
+    return index
+
+
+def _search_hnsw(
+    index: Any, q: np.ndarray, k: int, normalize: bool, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate top-k of each query; rows the beam left short (-1) are searched exactly."""
+    sims = np.empty((q.shape[0], k), dtype=np.float32)
+    indices = np.empty((q.shape[0], k), dtype=np.int64)
+    for start, stop in ranges(progress, "knn search", q.shape[0], _QUERY_BLOCK):  # loop over query blocks
+        sims[start:stop], indices[start:stop] = index.search(_unit_rows(q[start:stop], normalize), k)
+    short = np.flatnonzero((indices < 0).any(axis=1))
+    if short.size:
+        sims[short], indices[short] = index.storage.search(_unit_rows(q[short], normalize), k)
+    return _sort_rows(indices, sims)
+
+
+def _estimate_recall(
+    index: Any, x: np.ndarray, graph: tuple[np.ndarray, np.ndarray], normalize: bool, sample: int, rng: Any
+) -> float:
+    """Share of the true k nearest others of sampled rows that the approximate graph holds.
+
+    Exact neighbours come from a flat search of the index's stored rows; an approximate
+    neighbour counts as found when its distance is within the true k-th nearest other distance
+    (so ties count once, whichever tied sample was returned).
+    """
+    indices, distances = graph
+    n, k = indices.shape[0], indices.shape[1] - 1
+    rows = np.sort(as_rng(rng).choice(n, size=min(sample, n), replace=False))
+    sims, found = index.storage.search(_unit_rows(x[rows], normalize), k + 1)
+    found, sims = _sort_rows(found.astype(np.int64), sims)
+    kth = _self_first(found, _to_distances(sims), rows)[1][:, -1:]  # true k-th nearest other
+    hits = distances[rows, 1:] <= kth + _RECALL_TOLERANCE
+    return float(hits.mean())
 
 
 def _check_block_size(block_size: Any) -> int | None:
@@ -210,8 +382,11 @@ def knn_search(
     block_size: int | None = None,
     normalize: bool = True,
     device: Any = None,
+    exact: bool | None = None,
+    ann_params: Mapping[str, int] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest database rows of each query under cosine distance.
+    """k nearest database rows of each query under cosine distance, exact or approximate.
 
     Parameters
     ----------
@@ -275,8 +450,9 @@ def knn_search(
     >>> [round(float(d), 3) for d in distances[0]]
     [0.005, 0.9]
     """
-    backend = _resolve_backend(backend, queries, database)
+    backend, approx = _plan(backend, exact, device, queries, database)
     block_size = _check_block_size(block_size)
+    progress = check_progress(progress)
     if backend == "torch":
         _check_torch_device(device)
         x, q = _torch_features((database, "database"), (queries, "queries"))
@@ -288,19 +464,29 @@ def knn_search(
             f"queries and database must have the same number of columns, got {q.shape[1]} and {x.shape[1]}"
         )
     k = check_int(k, "k (neighbours per query)", low=1, high=x.shape[0])
+    normalize = bool(normalize)
     if backend == "torch":
-        indices, sims = _search_torch(q, x, k, block_size, bool(normalize), queries is database)
+        indices, sims = _search_torch(q, x, k, block_size, normalize, queries is database, progress)
+    elif approx if approx is not None else _auto_ann(backend, device, x.shape[0]):
+        index = _hnsw_index(x, normalize, _check_ann_params(ann_params, x.shape[0], x.shape[1], k), progress)
+        indices, sims = _search_hnsw(index, q, k, normalize, progress)
     else:
-        xn = _unit_rows(x, bool(normalize))
-        qn = xn if queries is database else _unit_rows(q, bool(normalize))
-        indices, sims = _search(qn, xn, k, backend, block_size, device)
+        xn = _unit_rows(x, normalize)
+        qn = xn if queries is database else _unit_rows(q, normalize)
+        indices, sims = _search(qn, xn, k, backend, block_size, device, progress)
     return indices, _to_distances(sims)
 
 
-def _self_first(indices: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Put sample i at column 0 of row i with distance 0; keep the others' order, drop the last."""
+def _self_first(
+    indices: np.ndarray, distances: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Put sample ``rows[i]`` (default i) at column 0 of row i with distance 0; keep the others' order, drop the last.
+
+    Rows whose search missed the sample itself (an approximate search can) lose their last
+    neighbour instead, so every row keeps the sample and its k nearest others found.
+    """
     n, k = indices.shape
-    rows = np.arange(n)
+    rows = np.arange(n) if rows is None else rows
     order = np.argsort(indices == rows[:, None], axis=1, kind="stable")[:, : k - 1]  # non-self first
     out_idx = np.empty_like(indices)
     out_dist = np.empty_like(distances)
@@ -320,8 +506,10 @@ def _with_self(graph: KnnGraph) -> tuple[np.ndarray, np.ndarray]:
     return np.hstack([rows, graph.indices]), np.hstack([zeros, graph.distances])
 
 
-def _knn_graph(xn: np.ndarray, k: int, backend: str, block_size: int | None, device: Any):
-    indices, sims = _search(xn, xn, k, backend, block_size, device)
+def _knn_graph(
+    xn: np.ndarray, k: int, backend: str, block_size: int | None, device: Any, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    indices, sims = _search(xn, xn, k, backend, block_size, device, progress)
     return _self_first(indices, _to_distances(sims))
 
 
@@ -333,8 +521,12 @@ def knn(
     block_size: int | None = None,
     normalize: bool = True,
     device: Any = None,
+    exact: bool | None = None,
+    ann_params: Mapping[str, int] | None = None,
+    rng: int | np.random.Generator | None = None,
+    progress: Progress | None = None,
 ) -> KnnGraph:
-    """Exact kNN graph of the samples in cosine geometry: each sample, then its k nearest others.
+    """kNN graph of the samples in cosine geometry: each sample, then its k nearest others.
 
     Parameters
     ----------
@@ -400,8 +592,9 @@ def knn(
     >>> bool((np.diff(distances, axis=1) >= 0).all())
     True
     """
-    backend = _resolve_backend(backend, feats)
+    backend, approx = _plan(backend, exact, device, feats)
     block_size = _check_block_size(block_size)
+    progress = check_progress(progress)
     if backend == "torch":
         _check_torch_device(device)
         (x,) = _torch_features((feats, "feats"))
@@ -410,11 +603,21 @@ def knn(
     if x.shape[0] < 2:
         raise ValueError(f"knn needs at least 2 samples (neighbours are other samples), got feats with {len(x)} row")
     k = check_int(k, "k (neighbours other than the sample itself)", low=1, high=x.shape[0] - 1)
+    normalize = bool(normalize)
     if backend == "torch":
-        indices, sims = _search_torch(x, x, k + 1, block_size, bool(normalize), True)
+        indices, sims = _search_torch(x, x, k + 1, block_size, normalize, True, progress)
         indices, distances = _self_first(indices, _to_distances(sims))
+    elif approx if approx is not None else _auto_ann(backend, device, x.shape[0]):
+        params = _check_ann_params(ann_params, x.shape[0], x.shape[1], k + 1)
+        as_rng(rng)  # checked before the index is built
+        index = _hnsw_index(x, normalize, params, progress)
+        indices, sims = _search_hnsw(index, x, k + 1, normalize, progress)
+        indices, distances = _self_first(indices, _to_distances(sims))
+        with one_step(progress, "knn recall"):
+            recall = _estimate_recall(index, x, (indices, distances), normalize, params["recall_sample"], rng)
+        return KnnGraph(indices, distances, includes_self=True, recall=recall)
     else:
-        indices, distances = _knn_graph(_unit_rows(x, bool(normalize)), k + 1, backend, block_size, device)
+        indices, distances = _knn_graph(_unit_rows(x, normalize), k + 1, backend, block_size, device, progress)
     return KnnGraph(indices, distances, includes_self=True)
 
 
@@ -612,19 +815,24 @@ class _MinSums:
         targets = sp.csr_matrix((ones, j, np.arange(total + 1, dtype=bt)), shape=(total, self.n))
         return triples @ targets
 
-    def pattern_counts(self) -> tuple[np.ndarray, np.ndarray]:
+    def _bounds(self, progress: Progress | None, step: str) -> Iterator[tuple[int, int, int]]:
+        """The row blocks, each reported to ``progress`` once done."""
+        for first, last in ranges(progress, step, len(self.bounds), 1):  # loop over row blocks
+            yield from self.bounds[first:last]
+
+    def pattern_counts(self, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Stored pairs per row of the upper triangle, and per column (= lower triangle rows)."""
         per_row = np.zeros(self.n, dtype=np.int64)
         per_col = np.zeros(self.n, dtype=np.int64)
-        for start, stop, total in self.bounds:  # loop over row blocks
+        for start, stop, total in self._bounds(progress, "jaccard pattern"):  # loop over row blocks
             block = self._product(start, stop, total, values=False)
             per_row[start:stop] = np.diff(block.indptr)
             per_col += np.bincount(block.indices, minlength=self.n)
         return per_row, per_col
 
-    def blocks(self):
+    def blocks(self, progress: Progress | None = None):
         """Yield ``(start, stop, indptr, indices, sums)`` upper-triangle row blocks, columns sorted."""
-        for start, stop, total in self.bounds:  # loop over row blocks
+        for start, stop, total in self._bounds(progress, "jaccard"):  # loop over row blocks
             block = self._product(start, stop, total, values=True)
             block.sort_indices()
             yield start, stop, block.indptr.astype(np.int64), block.indices, block.data
@@ -730,6 +938,7 @@ def jaccard_distance(
     block_size: int | None = None,
     backend: str = "auto",
     max_distance: float | None = None,
+    progress: Progress | None = None,
 ) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance (Zhong et al., CVPR 2017), as Cluster-Contrast computes it.
 
@@ -772,6 +981,10 @@ def jaccard_distance(
         Store only pairs with distance <= ``max_distance`` (others read as 1). Default: every
         pair below 1. The result can be large (see Notes); a density-based clustering with
         radius ``eps`` only needs ``max_distance=eps``, which bounds memory on large N.
+    progress : callable, optional
+        ``progress(step, done, total)`` (see :func:`labelrefine.console_progress`): the internal
+        ``"knn search"`` when no graph is given, ``"jaccard encoding"``, then the blocks of the
+        minimum sums, ``"jaccard pattern"`` (without ``max_distance``) and ``"jaccard"``.
 
     Returns
     -------
@@ -874,12 +1087,13 @@ def jaccard_distance(
     block_size = _check_block_size(block_size)
     if max_distance is not None:
         max_distance = check_probability(max_distance, "max_distance")
+    progress = check_progress(progress)
     if knn is None and backend == "torch":
-        indices, sims = _search_torch(x, x, k1, block_size, True, True)
+        indices, sims = _search_torch(x, x, k1, block_size, True, True, progress)
         indices, distances = _self_first(indices, _to_distances(sims))
     elif knn is None:
         assert x is not None  # checked above: feats or knn
-        indices, distances = _knn_graph(_unit_rows(x, True), k1, backend, block_size, None)
+        indices, distances = _knn_graph(_unit_rows(x, True), k1, backend, block_size, None, progress)
     else:
         if indices.shape[1] < k1:
             raise ValueError(
@@ -893,28 +1107,38 @@ def jaccard_distance(
             device = x.device
         else:
             device = graph_head.device if graph_head is not None and _torch_backend().is_tensor(graph_head) else "cpu"
-        kept = _torch_backend().jaccard_blocks(
-            x, indices, distances, device, k1=k1, k2=k2, dtype=dtype, block_size=block_size, max_distance=max_distance
-        )
+        with one_step(progress, "jaccard"):
+            kept = _torch_backend().jaccard_blocks(
+                x,
+                indices,
+                distances,
+                device,
+                k1=k1,
+                k2=k2,
+                dtype=dtype,
+                block_size=block_size,
+                max_distance=max_distance,
+            )
         return _assemble_kept(kept, n, acc)
     ranks = indices[:, :k1]
 
     half = int(np.around(k1 / 2))
     pair_distance = _PairDistance(indices, distances, x)
     rows_enc = block_size or max(1, 2**22 // (k1 * (half + 1)))
-    v = _encoding(ranks, k1, pair_distance, rows_enc)
-    del pair_distance
-    rows_qe = block_size or max(1, 2**22 // max(1, k2 * v.nnz // n))
-    w_indptr, w_indices, w_data = _query_expansion(v, ranks, k2, rows_qe, dtype)
-    del v
+    with one_step(progress, "jaccard encoding"):
+        v = _encoding(ranks, k1, pair_distance, rows_enc)
+        del pair_distance
+        rows_qe = block_size or max(1, 2**22 // max(1, k2 * v.nnz // n))
+        w_indptr, w_indices, w_data = _query_expansion(v, ranks, k2, rows_qe, dtype)
+        del v
     sums = _MinSums(w_indptr, w_indices, w_data, n, acc, _BLOCK_BYTES // 128, block_size)
     del w_indptr, w_indices, w_data
     if max_distance is None:
         # a pattern-only pass sizes the result, which the value pass then fills block by block
-        n_upper, n_lower = sums.pattern_counts()
-        blocks = ((a, b, p, i, _to_jaccard(d)) for a, b, p, i, d in sums.blocks())
+        n_upper, n_lower = sums.pattern_counts(progress)
+        blocks = ((a, b, p, i, _to_jaccard(d)) for a, b, p, i, d in sums.blocks(progress))
     else:
-        kept = list(_thresholded(sums.blocks(), max_distance))
+        kept = list(_thresholded(sums.blocks(progress), max_distance))
         del sums
         return _assemble_kept(kept, n, acc)
     return _assemble_symmetric(blocks, n_upper, n_lower, acc)

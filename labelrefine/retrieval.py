@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ._progress import Progress, check_progress, ranges
 from ._validation import (
     check_cameras,
     check_features,
@@ -315,6 +316,7 @@ def evaluate_retrieval(
     k1: int = 20,
     k2: int = 6,
     lambda_value: float = 0.3,
+    progress: Progress | None = None,
 ) -> RetrievalResult:
     """Evaluate Re-ID retrieval: mAP, CMC and mINP of queries against a gallery.
 
@@ -350,6 +352,9 @@ def evaluate_retrieval(
         Neighbourhood sizes of the k-reciprocal Jaccard distance.
     lambda_value : float in [0, 1], default 0.3
         Weight of the original distance in the re-ranked distance.
+    progress : callable, optional
+        ``progress(step, done, total)``: the ``"evaluation"`` step counts queries, reported
+        after each block (see :func:`labelrefine.console_progress`).
 
     Returns
     -------
@@ -431,6 +436,7 @@ def evaluate_retrieval(
     max_rank = check_int(max_rank, "max_rank", low=1)
     if block_size is not None:
         block_size = check_int(block_size, "block_size", low=1)
+    progress = check_progress(progress)
     if not isinstance(rerank, (bool, np.bool_)):
         raise TypeError(f"rerank must be a bool, got {rerank!r}")
     rerank = bool(rerank)
@@ -484,8 +490,7 @@ def evaluate_retrieval(
     ap = np.zeros(n_query, dtype=np.float64)
     inp = np.zeros(n_query, dtype=np.float64)
 
-    for start in range(0, n_query, rows_per_block):
-        stop = min(start + rows_per_block, n_query)
+    for start, stop in ranges(progress, "evaluation", n_query, rows_per_block):  # loop over query blocks
         b = stop - start
         if distmat is not None:
             d = np.asarray(dm[start:stop])

@@ -1,4 +1,4 @@
-"""Two CPU processes on the gloo backend: gathers, memory replicas and sharded extraction."""
+"""Two CPU processes on the gloo backend: gathers, memory replicas, sharded extraction and kNN search."""
 
 import os
 
@@ -14,6 +14,7 @@ import torch.multiprocessing as mp  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
+from labelrefine.neighbors import knn  # noqa: E402
 from labelrefine.nn import (  # noqa: E402
     ClusterMemory,
     all_gather_tensor,
@@ -24,6 +25,7 @@ from labelrefine.nn import (  # noqa: E402
     get_world_size,
     is_distributed,
     is_main_process,
+    sharded_knn,
 )
 
 WORLD = 2
@@ -54,6 +56,11 @@ def embedder():
     return nn.Sequential(nn.Flatten(), nn.Linear(72, 6), nn.BatchNorm1d(6))
 
 
+def knn_data():
+    """101 samples (shards of 50 and 51 rows) without tied distances."""
+    return np.random.default_rng(11).normal(size=(101, 8)).astype(np.float32)
+
+
 def _worker(rank, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
@@ -71,6 +78,8 @@ def _worker(rank, init_file, out_dir):
         ddp = nn.parallel.DistributedDataParallel(model)
         result["extract"] = extract_features(ddp, image_data(), batch_size=4, progress=False)
         result["extract_flip"] = extract_features(model, image_data(), batch_size=3, flip=True, progress=False)
+        result["knn_numpy"] = sharded_knn(knn_data(), 7, backend="numpy")
+        result["knn_torch"] = sharded_knn(torch.from_numpy(knn_data()), 7, backend="torch")
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -125,6 +134,16 @@ def test_sharded_extraction_equals_single_process(results):
     np.testing.assert_allclose(results[0]["extract"], expected, atol=1e-6)
     expected_flip = extract_features(embedder(), image_data(), batch_size=13, flip=True, progress=False)
     np.testing.assert_allclose(results[0]["extract_flip"], expected_flip, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_sharded_knn_equals_single_process(results, backend):
+    expected = knn(knn_data(), 7, backend=backend)
+    graph = results[0][f"knn_{backend}"]
+    assert results[1][f"knn_{backend}"] is None
+    assert graph.includes_self and graph.recall is None
+    np.testing.assert_array_equal(graph.indices, expected.indices)
+    np.testing.assert_allclose(graph.distances, expected.distances, atol=1e-6)
 
 
 def test_single_process_helpers_are_identities():

@@ -183,7 +183,7 @@ def test_k_above_n_minus_1_is_an_error_not_a_clamp(tmp_path, capsys):
 def test_infomap_gets_min_size_and_k_columns(monkeypatch):
     seen = {}
 
-    def fake_infomap(graph, *, min_sim, min_size, rng):
+    def fake_infomap(graph, *, min_sim, min_size, rng, progress=None):
         seen.update(width=graph[0].shape[1], min_size=min_size, min_sim=min_sim)
         return np.zeros(graph[0].shape[0], dtype=np.int64)
 

@@ -21,6 +21,7 @@ from .distributed import (  # noqa: E402
     get_world_size,
     is_distributed,
     is_main_process,
+    sharded_knn,
 )
 from .features import extract_features  # noqa: E402
 from .grl import CameraClassifier, GradientReversal, camera_domain_loss, gradient_reversal, grl_lambda  # noqa: E402
@@ -51,4 +52,5 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "load_pretrained",
+    "sharded_knn",
 ]

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from .._validation import check_int
+from .._progress import Progress
+from .._validation import KnnGraph, check_int
 
 __all__ = [
     "all_gather_tensor",
@@ -25,6 +26,7 @@ __all__ = [
     "get_world_size",
     "is_distributed",
     "is_main_process",
+    "sharded_knn",
 ]
 
 T = TypeVar("T")
@@ -257,3 +259,77 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
     dist.broadcast_object_list(box, src=src, device=device)
     return box[0]
+
+
+def sharded_knn(
+    feats: Any,
+    k: int,
+    *,
+    backend: str = "auto",
+    block_size: int | None = None,
+    normalize: bool = True,
+    progress: Progress | None = None,
+) -> KnnGraph | None:
+    """Exact kNN graph with the query rows split over the processes, gathered on rank 0.
+
+    Every rank holds all the features (as the recipe's feature extraction gives them); rank r
+    searches its contiguous slice of the rows against all of them with
+    :func:`labelrefine.knn_search` (on its own GPU with ``backend="torch"`` and CUDA features,
+    so W GPUs share the O(N² D) work), and rank 0 gathers the rows into the same graph as
+    :func:`labelrefine.knn` gives in one process.
+
+    Parameters
+    ----------
+    feats : array-like or torch.Tensor of shape (N, D)
+        The same features on every rank (a CUDA tensor keeps the search on that rank's GPU).
+    k : int
+        Neighbours per sample other than the sample itself, ``1 <= k < N``.
+    backend, block_size, normalize :
+        As in :func:`labelrefine.knn` (exact search).
+    progress : callable, optional
+        ``progress(step, done, total)`` for this rank's ``"knn search"`` (pass it on rank 0 only
+        to show one bar).
+
+    Returns
+    -------
+    KnnGraph or None
+        On rank 0: the graph (``indices[i, 0] == i``, rows sorted, ``recall=None``); on the
+        other ranks: ``None``. Outside a process group of size > 1: ``labelrefine.knn(feats, k)``
+        with the same options.
+
+    Notes
+    -----
+    A collective: every rank must call it with the same ``k`` and features of the same shape.
+    Each rank's rows are searched exactly as in one process, so the gathered graph equals the
+    one-process graph (up to the order of exactly tied neighbours).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> feats = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    >>> sharded_knn(feats, 3, backend="numpy")  # one process: knn itself
+    KnnGraph(n=50, k=3, includes_self=True)
+    """
+    from ..neighbors import _self_first, knn, knn_search
+
+    if not is_distributed():
+        return knn(feats, k, backend=backend, block_size=block_size, normalize=normalize, exact=True, progress=progress)
+    n = int(feats.shape[0])
+    k = check_int(k, "k (neighbours other than the sample itself)", low=1, high=n - 1)
+    world, rank = get_world_size(), get_rank()
+    start, stop = rank * n // world, (rank + 1) * n // world
+    indices, distances = knn_search(
+        feats[start:stop],
+        feats,
+        k + 1,
+        backend=backend,
+        block_size=block_size,
+        normalize=normalize,
+        exact=True,
+        progress=progress,
+    )
+    all_indices = gather_tensor(torch.from_numpy(indices))
+    all_distances = gather_tensor(torch.from_numpy(distances))
+    if all_indices is None or all_distances is None:  # not rank 0
+        return None
+    return KnnGraph(*_self_first(all_indices.numpy(), all_distances.numpy()), includes_self=True)

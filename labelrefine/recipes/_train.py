@@ -22,7 +22,7 @@ from .._validation import KnnGraph
 from ..cluster import camera_weights, cluster_camera, cluster_per_camera, dbscan_cluster, infomap_cluster
 from ..metrics import impurity_report
 from ..neighbors import jaccard_distance, knn
-from ..nn import CameraClassifier, broadcast_object, grl_lambda
+from ..nn import CameraClassifier, broadcast_object, grl_lambda, sharded_knn
 from ..pivots import PivotRule
 from ..refine import refine, relabel
 from ..schedules import get_schedule
@@ -72,7 +72,7 @@ class IntraTrainer(Trainer):
     def training_set(self) -> Any:
         return Subset(self.data.train_eval, self.members.tolist())
 
-    def pseudo_label(self, feats: np.ndarray, epoch: int) -> PseudoLabels:
+    def pseudo_label(self, feats: np.ndarray, epoch: int, graph: KnnGraph | None = None) -> PseudoLabels:
         """The camera's clusters (:meth:`cluster_camera`), as labels of the whole training set."""
         camera = self.pack(self.cluster_camera(feats), feats)
         stats = {**camera.stats, **quality_stats(self.data, self.members, camera.labels)}
@@ -315,13 +315,25 @@ class InterTrainer(Trainer):
         every = self.config.eval_every
         return epoch == self.config.optim.epochs - 1 or (every > 0 and (epoch + 1) % every == 0)
 
-    def pseudo_label(self, feats: np.ndarray, epoch: int) -> PseudoLabels:
+    def search(self, feats: np.ndarray) -> KnnGraph | None:
+        """Under several processes, every rank searches a slice of the rows (:func:`labelrefine.nn.sharded_knn`)."""
+        if not self.session.distributed:
+            return None
+        feats = broadcast_object(feats)  # extraction leaves the features on rank 0 only
+        return sharded_knn(feats, self.graph_width(), progress=self.progress())
+
+    def graph_width(self) -> int:
+        """Neighbours of the epoch's graph: ``k``, or ``k1 - 1`` for the Jaccard distance when wider."""
+        c = self.config.clustering
+        return max(c.k, c.k1 - 1 if c.method == "dbscan" else 0)
+
+    def pseudo_label(self, feats: np.ndarray, epoch: int, graph: KnnGraph | None = None) -> PseudoLabels:
         """:meth:`cluster`, :meth:`refine`, :meth:`weights`; the cluster quality when identities are known."""
-        global_labels, graph = self.cluster(feats)
+        global_labels, graph = self.cluster(feats, graph)
         refined, stats = self.refine(global_labels, feats, graph, epoch)
         labels = relabel(refined)
         weights = self.weights(labels, epoch)
-        stats.update(outlier_ratio=float((labels < 0).mean()), cacl=weights is not None)
+        stats.update(outlier_ratio=float((labels < 0).mean()), cacl=weights is not None, knn_recall=graph.recall)
         if self.data.identities_known:
             pids = self.data.train_pids
             stats["quality"] = {"global": quality(pids, global_labels), "refined": quality(pids, labels)}
@@ -332,19 +344,27 @@ class InterTrainer(Trainer):
             labels, feats, weights, n_clusters_global=len(np.unique(global_labels[global_labels >= 0])), **stats
         )
 
-    def cluster(self, feats: np.ndarray) -> tuple[np.ndarray, KnnGraph]:
-        """Global labels of the training features and the kNN graph (reused by :meth:`refine`)."""
+    def cluster(self, feats: np.ndarray, graph: KnnGraph | None = None) -> tuple[np.ndarray, KnnGraph]:
+        """Global labels of the training features and the kNN graph (reused by :meth:`refine`).
+
+        The graph is searched here unless :meth:`search` gave one (approximate above
+        ``labelrefine.neighbors.EXACT_MAX_N`` images; its recall is logged each epoch).
+        """
         c = self.config.clustering
-        graph = knn(feats, max(c.k, c.k1 - 1 if c.method == "dbscan" else 0))
+        progress = self.progress()
+        if graph is None:
+            graph = knn(feats, self.graph_width(), rng=self.config.seed, progress=progress)
         if c.method == "infomap":
             # k columns with the sample itself (the authors' search) or the sample and k others
             width = c.k if c.k_includes_self else c.k + 1
             columns = (graph.indices[:, :width], graph.distances[:, :width])
-            labels = infomap_cluster(columns, min_sim=c.min_sim, min_size=c.min_size, rng=1)  # seed 1 every epoch
+            labels = infomap_cluster(  # seed 1 every epoch
+                columns, min_sim=c.min_sim, min_size=c.min_size, rng=1, progress=progress
+            )
             return labels, graph
         # pairs farther than eps never matter to DBSCAN: storing only those within it bounds memory
-        jaccard = jaccard_distance(feats, knn=graph, k1=c.k1, k2=c.k2, max_distance=c.eps)
-        return dbscan_cluster(jaccard, eps=c.eps, min_samples=c.min_samples), graph
+        jaccard = jaccard_distance(feats, knn=graph, k1=c.k1, k2=c.k2, max_distance=c.eps, progress=progress)
+        return dbscan_cluster(jaccard, eps=c.eps, min_samples=c.min_samples, progress=progress), graph
 
     def refine(
         self, labels: np.ndarray, feats: np.ndarray, graph: Any, epoch: int
@@ -398,7 +418,9 @@ class InterTrainer(Trainer):
         if source == "per-camera":
             feats = self.extract(data.train_eval)
             if session.is_main:
-                labels = cluster_per_camera(feats, data.train_cams, method="agglomerative", rng=self.config.seed)
+                labels = cluster_per_camera(
+                    feats, data.train_cams, method="agglomerative", rng=self.config.seed, progress=self.progress()
+                )
                 save_local_labels(
                     session.run_dir / "local_labels.npz",
                     labels,
@@ -448,6 +470,8 @@ class InterTrainer(Trainer):
                 f" discard precision {impurity['discard_precision']:.2f}, {impurity['true_members_cut']} true members"
                 " cut),"
             )
+        if record.get("knn_recall") is not None:
+            precision += f" kNN recall {record['knn_recall']:.3f},"
         logger.info(
             "%s: %d clusters (%.1f%% outliers), p=%.3f discarded %.1f%% "
             "(%.0f%% of cluster-camera groups refined, %.1f local clusters per group),%s loss %.3f%s, %.1f s",

@@ -30,6 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .._optional import import_optional
+from .._progress import Progress, console_progress
+from .._validation import KnnGraph
 from ..cluster import cluster_centroids
 from ..data import PKSampler
 from ..metrics import cluster_report
@@ -252,9 +254,25 @@ class Trainer:
         """Embeddings of ``dataset`` with the current encoder (every rank gets all of them)."""
         return extract(self.session, self.config.runtime, self.net.encoder, dataset)
 
-    def pseudo_label(self, feats: np.ndarray, epoch: int) -> PseudoLabels:
+    def search(self, feats: np.ndarray) -> KnnGraph | None:
+        """The epoch's kNN graph when every process takes part in the search (all ranks call it).
+
+        ``None`` (the default) leaves the search to :meth:`pseudo_label` on rank 0; a trainer
+        that returns a graph on rank 0 (:func:`labelrefine.nn.sharded_knn` under ``torchrun``)
+        gets it there as ``graph``.
+        """
+        return None
+
+    def pseudo_label(self, feats: np.ndarray, epoch: int, graph: KnnGraph | None = None) -> PseudoLabels:
         """The epoch's pseudo labels from the training features (runs on rank 0 only)."""
         raise NotImplementedError
+
+    def progress(self) -> Progress | None:
+        """The callback the library's long steps report to: tqdm bars or one log line per step (rank 0)."""
+        session = getattr(self, "session", None)  # a trainer used without fit() has none
+        if session is None or not session.is_main:
+            return None
+        return console_progress(bars=session.progress(), write=logger.info)
 
     def pack(self, labels: Any, feats: np.ndarray, weights: np.ndarray | None = None, **stats: Any) -> PseudoLabels:
         """:class:`PseudoLabels` from any labelling: contiguous ids, centroids, cluster counts in ``stats``."""
@@ -374,7 +392,11 @@ class Trainer:
         for hook in self.hooks:
             hook.before_epoch(self, epoch)
         feats = self.extract(self.training_set())
-        pseudo = broadcast_object(self.pseudo_label(feats, epoch) if self.session.is_main else None)
+        graph = self.search(feats)  # a collective: every rank takes part
+        pseudo = None
+        if self.session.is_main:  # a trainer without search() keeps pseudo_label(feats, epoch)
+            pseudo = self.pseudo_label(feats, epoch) if graph is None else self.pseudo_label(feats, epoch, graph)
+        pseudo = broadcast_object(pseudo)
         losses: dict[str, float] = {}
         if pseudo.n_clusters:
             weights = None if pseudo.weights is None else torch.from_numpy(pseudo.weights)
@@ -549,6 +571,7 @@ def retrieval_metrics(
         query_feats=query,
         gallery_feats=gallery,
         rerank=rerank,
+        progress=console_progress(bars=session.progress(), write=logger.info),
     )
     out: dict[str, Any] = {"mAP": result.mAP}
     out.update({f"rank{k}": result.rank(k) for k in (1, 5, 10) if k <= result.cmc.shape[0]})
