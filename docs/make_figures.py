@@ -11,8 +11,8 @@ draws the same pictures (up to the platform's floating point):
 - ``cluster-quality.png``: cluster quality of global, local and refined labels, drawn by
   ``labelrefine demo --plot`` (the paper's Fig. 4 on synthetic data);
 - ``schedules.png``: the decay schedules of the discard probability p (paper Table IV);
-- ``refine-quality.png``: precision gain and recall change of every pivot rule against local
-  fragmentation, drawn by ``benchmarks/refine_quality.py`` (about 5 minutes; ``--skip-study``
+- ``refine-quality.png``: impurities removed against discard precision of every pivot rule in
+  every cell, drawn by ``benchmarks/refine_quality.py --quick`` (about a minute; ``--skip-study``
   leaves it as it is).
 """
 
@@ -120,13 +120,13 @@ def schedules_figure(path: Path, epochs: int = 50) -> None:
 def refine_quality_figure(path: Path) -> None:
     """The pivot-rule study of docs/pivot-rules.md; its tables go to stdout."""
     script = HERE.parent / "benchmarks" / "refine_quality.py"
-    subprocess.run([sys.executable, str(script), "--figure", str(path)], check=True, cwd=script.parent)
+    subprocess.run([sys.executable, str(script), "--quick", "--figure", str(path)], check=True, cwd=script.parent)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "img", help="output folder (default docs/img)")
-    parser.add_argument("--skip-study", action="store_true", help="do not rerun the 5-minute pivot-rule study")
+    parser.add_argument("--skip-study", action="store_true", help="do not rerun the one-minute pivot-rule study")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     embedding_figure(args.out / "embedding.png")

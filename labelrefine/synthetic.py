@@ -169,10 +169,10 @@ def make_camera_biased(
         :func:`fragment_local_labels`. 1 = one local cluster per identity-in-camera.
     local_cluster_size : float, optional
         Instead of ``local_fragments``: split each identity-in-camera of ``n`` images into
-        ``ceil(n / local_cluster_size)`` local clusters. ``local_cluster_size=5`` with a few
-        dozen images per identity-in-camera mimics the paper's stage 1 (agglomerative
-        clustering with ``n_images / 5`` clusters per camera, which yields local clusters of 2 to
-        6 images, so one person in one camera spans several of them).
+        ``ceil(n / local_cluster_size)`` local clusters of near-equal size (the paper's setting is
+        ``n_images / 5`` clusters per camera, Sec. IV-A; it says nothing of their sizes). For
+        local labels shaped like the authors' released ones (singletons, a long tail, impure
+        clusters) use :func:`make_stage1_like` or :func:`stage1_local_labels`.
     local_impurity : float in [0, 1), default 0.0
         Fraction of the local clusters that hold two look-alike identities of the same camera,
         see :func:`merge_look_alikes`.
@@ -345,10 +345,10 @@ def fragment_local_labels(
 ) -> np.ndarray:
     """Local labels that split each identity-in-camera into several local clusters.
 
-    Stage-1 clusterings cut one person seen by one camera into pieces: agglomerative clustering
-    with ``n_images / 5`` clusters per camera (the paper's setting) gives local clusters of 2 to 6
-    images. This reproduces that from the truth: the images of one identity in one camera are split
-    at random into pieces of near-equal size. (Within one identity and camera the generated
+    Stage-1 clusterings cut one person seen by one camera into pieces (the authors' released labels
+    split identities into 2-3 local clusters per camera). This is the simplest model of that: the
+    images of one identity in one camera are split at random into pieces of near-equal size;
+    :func:`stage1_local_labels` reproduces the released shapes. (Within one identity and camera the generated
     features are isotropic noise around one point, so a clustering's cut would be arbitrary too.)
 
     Parameters
@@ -1016,3 +1016,4 @@ STAGE1_PROFILES: dict[str, Stage1Profile] = {
         target_splits_median=2.0,
     ),
 }
+"""The built-in stage-1 profiles, ``"market"`` and ``"duke"``, measured on the authors' released labels."""

@@ -29,13 +29,18 @@ def test_ablation_prints_progress_before_training(script, monkeypatch, capsys, t
         print("<training starts>", file=sys.stderr)
         raise Started
 
-    monkeypatch.setattr(module, "train_intra", started)
+    if script == "ablation_synthetic":
+        monkeypatch.setattr(module, "train_intra", started)
+    else:  # the SynthReID runner (benchmarks/_common.py) imports the recipe when it is called
+        import labelrefine.recipes.calr as calr
+
+        monkeypatch.setattr(calr, "train_intra", started)
     # run() disables the recipe's logger; monkeypatch puts it back after the test
     monkeypatch.setattr(logging.getLogger("labelrefine.recipes.calr"), "disabled", False)
     with pytest.raises(Started):
         if script == "ablation_synthetic":
             module.run([1], 1, 20, tmp_path)
         else:
-            module.run([1], ["baseline"], tmp_path, {})
+            module.synthreid_runs([1], {"baseline": {}}, tmp_path, {})
     before = capsys.readouterr().err.split("<training starts>")[0]
     assert "seed 1: stage 1 ..." in before
