@@ -570,7 +570,7 @@ def knn(
     The sample is put first even when duplicates tie with it (or beat it by a rounding error);
     if k or more duplicates would push it out, it replaces the farthest. Other neighbours whose
     computed similarities are exactly equal are ordered by increasing index. This is the graph
-    convention of the whole library (DESIGN.md §3).
+    convention of the whole library (CONTRIBUTING.md, data conventions).
 
     Time O(N² D) for the matrix product (BLAS or faiss, all cores) plus O(N²) for the top-k
     selection; memory: a float32 normalised copy of ``feats`` (faiss keeps a second one in its

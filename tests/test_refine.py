@@ -1,4 +1,4 @@
-"""refine(), pivot scores and pivot selection against loops written from DESIGN.md section 4."""
+"""refine(), pivot scores and pivot selection against loops written from the rules' definitions (docs: pivot-rules)."""
 
 from __future__ import annotations
 
