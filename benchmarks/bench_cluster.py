@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from typing import Any
 
 import numpy as np
 
@@ -42,17 +43,30 @@ MiB = 2**20
 # ----------------------------------------------------------------------------------------------
 
 
-def make_features(n: int, dim: int, per_id: int, n_cams: int, seed: int = 0, latent: int = 32) -> np.ndarray:
+def make_features(
+    n: int,
+    dim: int,
+    per_id: int,
+    n_cams: int,
+    seed: int | np.random.Generator = 0,
+    latent: int = 32,
+    camera_bias: float = 0.7,
+    latent_noise: float = 0.5,
+    feature_noise: float = 0.5,
+    with_labels: bool = False,
+) -> Any:
     """Camera-biased identity features, unit length, float32.
 
     Identity centre + camera bias + noise in a ``latent``-dimensional space, mapped to ``dim``
     dimensions by a fixed random projection, plus a little isotropic noise: the neighbourhood
-    structure (and so the Jaccard sparsity) then does not depend on ``dim``.
+    structure (and so the Jaccard sparsity) then does not depend on ``dim``. ``seed`` may be a
+    generator to draw from (and go on drawing from); ``with_labels`` also returns the identities and
+    cameras.
     """
     rng = np.random.default_rng(seed)
     n_ids = max(1, n // per_id)
     centers = rng.standard_normal((n_ids, latent), dtype=np.float32)
-    bias = 0.7 * rng.standard_normal((n_cams, latent), dtype=np.float32)
+    bias = camera_bias * rng.standard_normal((n_cams, latent), dtype=np.float32)
     projection = rng.standard_normal((latent, dim), dtype=np.float32) / np.float32(np.sqrt(latent))
     ids = rng.integers(n_ids, size=n)
     cams = rng.integers(n_cams, size=n)
@@ -60,12 +74,12 @@ def make_features(n: int, dim: int, per_id: int, n_cams: int, seed: int = 0, lat
     for start in range(0, n, 8192):  # chunks keep the generator's own peak small
         stop = min(start + 8192, n)
         z = centers[ids[start:stop]] + bias[cams[start:stop]]
-        z += 0.5 * rng.standard_normal(z.shape, dtype=np.float32)
+        z += latent_noise * rng.standard_normal(z.shape, dtype=np.float32)
         block = z @ projection
-        block += 0.5 * rng.standard_normal(block.shape, dtype=np.float32) / np.float32(np.sqrt(dim / latent))
+        block += feature_noise * rng.standard_normal(block.shape, dtype=np.float32) / np.float32(np.sqrt(dim / latent))
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         out[start:stop] = block
-    return out
+    return (out, ids, cams) if with_labels else out
 
 
 # ----------------------------------------------------------------------------------------------

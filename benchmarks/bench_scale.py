@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from _common import machine, peak_rss_mib, table
+from bench_cluster import make_features
 
 K = 15
 K2 = 6
@@ -52,20 +53,19 @@ def make_data(n: int, dim: int, seed: int = 0, latent: int = 16) -> dict[str, np
     """Features (unit float32), identities, cameras and noisy stage-1 local labels."""
     rng = np.random.default_rng(seed)
     n_ids = max(1, n // PER_ID)
-    centers = rng.standard_normal((n_ids, latent), dtype=np.float32)
-    bias = 0.3 * rng.standard_normal((N_CAMS, latent), dtype=np.float32)
-    projection = rng.standard_normal((latent, dim), dtype=np.float32) / np.float32(np.sqrt(latent))
-    pids = rng.integers(n_ids, size=n)
-    cams = rng.integers(N_CAMS, size=n)
-    feats = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 8192):  # chunks keep the generator's own peak small
-        stop = min(start + 8192, n)
-        z = centers[pids[start:stop]] + bias[cams[start:stop]]
-        z += 0.3 * rng.standard_normal(z.shape, dtype=np.float32)
-        block = z @ projection
-        block += 0.1 * rng.standard_normal(block.shape, dtype=np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        feats[start:stop] = block
+    # feature noise 0.1 after the projection: bench_cluster scales it by sqrt(latent / dim)
+    feats, pids, cams = make_features(
+        n,
+        dim,
+        PER_ID,
+        N_CAMS,
+        rng,
+        latent,
+        camera_bias=0.3,
+        latent_noise=0.3,
+        feature_noise=0.1 * np.sqrt(dim / latent),
+        with_labels=True,
+    )
     local = pids * N_CAMS + cams
     moved = rng.random(n) < 0.05
     local[moved] = rng.integers(n_ids, size=int(moved.sum())) * N_CAMS + cams[moved]
