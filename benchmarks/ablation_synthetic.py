@@ -43,8 +43,8 @@ from _common import (
     table,
 )
 
-from labelrefine.recipes._data import synthetic_splits
 from labelrefine.recipes.calr import resolve_config, train_inter, train_intra
+from labelrefine.recipes.calr.data import synthetic_splits
 from labelrefine.retrieval import evaluate_retrieval
 
 TABLE_IV = {

@@ -31,8 +31,8 @@ def main() -> int:
 
     import torch
 
-    from labelrefine.recipes._runtime import read_log
     from labelrefine.recipes.calr import resolve_config, spawn, train_inter
+    from labelrefine.recipes.calr.runtime import read_log
 
     logging.getLogger("labelrefine.recipes.calr").propagate = False
     out = Path(args.out)

@@ -15,7 +15,7 @@ from labelrefine.cli import _parser as labelrefine_parser
 
 def _recipe_parser():
     pytest.importorskip("yaml")
-    from labelrefine.recipes.calr import _parser
+    from labelrefine.recipes.calr.cli import _parser
 
     return _parser
 

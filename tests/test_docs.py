@@ -183,12 +183,9 @@ def _parse(parser_factory, argv: list[str], where: str) -> None:
 
 
 def _recipe_parser():
-    module = importlib.import_module("labelrefine.recipes.calr")
-    for name in ("build_parser", "make_parser", "_parser", "parser", "get_parser"):
-        factory = getattr(module, name, None)
-        if callable(factory):
-            return factory
-    pytest.fail("labelrefine.recipes.calr exposes no argument parser factory to check the documented commands")
+    from labelrefine.recipes.calr.cli import _parser
+
+    return _parser
 
 
 def test_labelrefine_commands_parse() -> None:

@@ -26,7 +26,7 @@ from labelrefine.synthetic import make_camera_biased  # noqa: E402
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "cluster-contrast.md"
 
-SCRIPT = '''\
+SCRIPT = """\
 import collections
 
 import numpy as np
@@ -73,7 +73,7 @@ def main_worker(args):
                 pseudo_labeled_dataset.append((fname, label.item(), cid))
         trainer.train(epoch, pseudo_labeled_dataset)
     return trainer
-'''
+"""
 
 
 # ----------------------------------------------------------------------------- applying the page's diffs

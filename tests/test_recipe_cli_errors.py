@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("yaml")
 
-from labelrefine.recipes._data import import_authors_local_labels, load_local_labels
 from labelrefine.recipes.calr import main
+from labelrefine.recipes.calr.data import import_authors_local_labels, load_local_labels
 
 pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
 
@@ -63,12 +63,12 @@ def test_truncated_checkpoint_on_resume_and_eval(tmp_path, capsys):
 
 def test_ctrl_c_prints_the_resume_command(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
-    from labelrefine.recipes import _train
+    from labelrefine.recipes.calr import stages
 
     def interrupted(config, *, resume=False):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_train, "train_inter", interrupted)
+    monkeypatch.setattr(stages, "train_inter", interrupted)
     run = tmp_path / "my run"
     assert main(["inter", "--preset", "synthetic", "--run-dir", str(run), "--no-refine"]) == 130
     err = capsys.readouterr().err.strip().splitlines()

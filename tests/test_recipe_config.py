@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelrefine.recipes import calr
-from labelrefine.recipes._config import (
+from labelrefine.recipes.calr.config import (
     PRESETS,
     AlignmentConfig,
     ClusteringConfig,
@@ -357,10 +357,10 @@ def test_eval_config_has_the_evaluation_options_only():
 
 
 def test_no_config_class_has_more_than_25_fields():
-    from labelrefine.recipes import _config
+    from labelrefine.recipes.calr import config as config_module
 
-    for name in _config.__all__:
-        cls = getattr(_config, name)
+    for name in config_module.__all__:
+        cls = getattr(config_module, name)
         if isinstance(cls, type) and dataclasses.is_dataclass(cls) and name.endswith("Config"):
             assert len(dataclasses.fields(cls)) <= 25, name
 
@@ -373,7 +373,7 @@ def test_a_saved_config_of_the_flat_layout_is_refused_with_the_new_key():
 
 
 def test_every_old_flat_key_has_a_new_home():
-    from labelrefine.recipes._config import RENAMED, config_keys
+    from labelrefine.recipes.calr.config import RENAMED, config_keys
 
     keys = {key for cls in (IntraConfig, InterConfig, EvalConfig) for key in config_keys(cls)}
     assert set(RENAMED.values()) <= keys

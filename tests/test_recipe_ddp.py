@@ -29,8 +29,8 @@ pytest.importorskip("infomap")
 import torch.distributed as dist  # noqa: E402
 
 from labelrefine.nn import GlobalBatchNorm, convert_batchnorm  # noqa: E402
-from labelrefine.recipes._runtime import read_log  # noqa: E402
 from labelrefine.recipes.calr import resolve_config, spawn, train_inter  # noqa: E402
+from labelrefine.recipes.calr.runtime import read_log  # noqa: E402
 
 
 def _bn_worker(rank: int, world: int, init_file: str, out: str) -> None:

@@ -9,8 +9,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("yaml")
 
-from labelrefine.recipes._models import build_encoder  # noqa: E402
-from labelrefine.recipes._runtime import Session  # noqa: E402
 from labelrefine.recipes.calr import (  # noqa: E402
     InterConfig,
     evaluate,
@@ -20,6 +18,8 @@ from labelrefine.recipes.calr import (  # noqa: E402
     train_inter,
     train_intra,
 )
+from labelrefine.recipes.calr.models import build_encoder  # noqa: E402
+from labelrefine.recipes.calr.runtime import Session  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
 

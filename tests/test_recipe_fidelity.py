@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("yaml")
 
-from labelrefine.recipes import _train, calr
-from labelrefine.recipes._config import DEFAULT_SOURCES, PRESETS, SETTINGS, get_preset, resolve_config
-from labelrefine.recipes.calr import evaluate, train_inter, train_intra
+from labelrefine.recipes import calr
+from labelrefine.recipes.calr import evaluate, stages, train_inter, train_intra
+from labelrefine.recipes.calr.config import DEFAULT_SOURCES, PRESETS, SETTINGS, get_preset, resolve_config
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -187,12 +187,12 @@ def test_infomap_gets_min_size_and_k_columns(monkeypatch):
         seen.update(width=graph[0].shape[1], min_size=min_size, min_sim=min_sim)
         return np.zeros(graph[0].shape[0], dtype=np.int64)
 
-    monkeypatch.setattr(_train, "infomap_cluster", fake_infomap)
+    monkeypatch.setattr(stages, "infomap_cluster", fake_infomap)
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(40, 8)).astype(np.float32)
     for preset, width, min_size in (("market1501", 16, 1), ("market1501-authors", 15, 4)):
         cfg = resolve_config("inter", preset=preset, sets={"refinement.enabled": "false"})
-        _train.InterTrainer(cfg).cluster(feats)
+        stages.InterTrainer(cfg).cluster(feats)
         assert (seen["width"], seen["min_size"], seen["min_sim"]) == (width, min_size, 0.5), preset
 
 
@@ -213,12 +213,12 @@ def test_report_epoch_best_reports_and_saves_the_best_test_epoch(tmp_path, monke
         value = next(scores)
         return {"mAP": value, "rank1": value / 2}
 
-    monkeypatch.setattr(_train.InterTrainer, "evaluate", fake_evaluate)
+    monkeypatch.setattr(stages.InterTrainer, "evaluate", fake_evaluate)
     sets = {**SMALL, "runtime.run_dir": str(tmp_path), "optim.epochs": "3", "refinement.local_labels": "per-camera"}
     result = train_inter(resolve_config("inter", preset="synthetic", sets={**sets, "report_epoch": "best"}))
     assert result.metrics == {"mAP": 0.9, "rank1": 0.45, "epoch": 1}
     assert [record["mAP"] for record in result.history] == [0.5, 0.9, 0.3]
-    assert _train.torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == 1
+    assert stages.torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == 1
     scores = iter([0.5, 0.9, 0.3])
     last = train_inter(
         resolve_config("inter", preset="synthetic", sets={**sets, "runtime.run_dir": str(tmp_path / "l")})

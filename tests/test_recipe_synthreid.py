@@ -12,8 +12,8 @@ pytest.importorskip("yaml")
 pytest.importorskip("infomap")
 pytest.importorskip("PIL")
 
-from labelrefine.recipes._runtime import read_log  # noqa: E402
 from labelrefine.recipes.calr import main  # noqa: E402
+from labelrefine.recipes.calr.runtime import read_log  # noqa: E402
 
 TINY = [
     "--set",
@@ -119,9 +119,9 @@ def test_tiny_cnn_learns_identities_from_images(tmp_path):
     as well), so this test does not see a missing optimizer step; the benchmark does
     (benchmarks/ablation_synthreid.py)."""
     from labelrefine.nn import extract_features
-    from labelrefine.recipes._data import build_data
-    from labelrefine.recipes._models import build_encoder
     from labelrefine.recipes.calr import resolve_config, train_inter
+    from labelrefine.recipes.calr.data import build_data
+    from labelrefine.recipes.calr.models import build_encoder
     from labelrefine.retrieval import evaluate_retrieval
 
     sets = {

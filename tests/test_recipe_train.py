@@ -13,9 +13,6 @@ pytest.importorskip("yaml")
 pytest.importorskip("infomap")
 
 from labelrefine.metrics import ImpurityReport, cluster_report  # noqa: E402
-from labelrefine.recipes._data import build_data, synthetic_splits  # noqa: E402
-from labelrefine.recipes._runtime import read_log  # noqa: E402
-from labelrefine.recipes._trainer import global_batches  # noqa: E402
 from labelrefine.recipes.calr import (  # noqa: E402
     RunInterrupted,
     import_authors_local_labels,
@@ -27,6 +24,9 @@ from labelrefine.recipes.calr import (  # noqa: E402
     train_inter,
     train_intra,
 )
+from labelrefine.recipes.calr.data import build_data, synthetic_splits  # noqa: E402
+from labelrefine.recipes.calr.runtime import read_log  # noqa: E402
+from labelrefine.recipes.calr.trainer import global_batches  # noqa: E402
 from labelrefine.retrieval import evaluate_retrieval  # noqa: E402
 
 QUIET = {"runtime.progress": "false"}

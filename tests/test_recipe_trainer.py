@@ -11,7 +11,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("yaml")
 pytest.importorskip("infomap")
 
-from labelrefine.recipes import _train  # noqa: E402
 from labelrefine.recipes.calr import (  # noqa: E402
     Hook,
     InterTrainer,
@@ -19,6 +18,7 @@ from labelrefine.recipes.calr import (  # noqa: E402
     PseudoLabels,
     main,
     resolve_config,
+    stages,
     train_inter,
 )
 
@@ -135,7 +135,7 @@ def test_a_bug_during_training_keeps_its_traceback_and_bad_input_exits_2(tmp_pat
     def broken(self, epoch, pseudo):
         raise ValueError("a bug deep in training")
 
-    monkeypatch.setattr(_train.InterTrainer, "train_epoch", broken)
+    monkeypatch.setattr(stages.InterTrainer, "train_epoch", broken)
     with pytest.raises(ValueError, match="a bug deep in training"):
         main(args)
     assert main([*args[:4], str(tmp_path / "bad"), *args[5:], "--set", "clustering.k=100000"]) == 2

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import CameraClassifier, ReIDNet, build_backbone
-from ._config import ModelConfig
-from ._runtime import load_torch_file
+from ...nn import CameraClassifier, ReIDNet, build_backbone
+from .config import ModelConfig
+from .runtime import load_torch_file
 
 __all__ = ["ResidualMLP", "TinyCNN", "TrainNet", "build_encoder"]
 

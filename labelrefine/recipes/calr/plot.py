@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._optional import import_optional
-from ._runtime import read_log
+from ..._optional import import_optional
+from .runtime import read_log
 
 __all__ = ["plot_runs"]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_cameras
-from ..io import dataset_fingerprint, import_authors_local_labels, load_local_labels, save_local_labels
-from ._config import _Config, _TrainConfig
-from ._runtime import logger
+from ..._validation import check_cameras
+from ...io import dataset_fingerprint, import_authors_local_labels, load_local_labels, save_local_labels
+from .config import _Config, _TrainConfig
+from .runtime import logger
 
 __all__ = [
     "RunData",
@@ -84,7 +84,7 @@ def synthetic_splits(config: _Config) -> dict[str, np.ndarray]:
     camera) group is a query and the rest is the gallery, so every query has gallery matches in
     the identity's other cameras (each identity is seen by at least two).
     """
-    from ..synthetic import make_camera_biased
+    from ...synthetic import make_camera_biased
 
     data = make_camera_biased(
         n_ids=config.synthetic.ids,
@@ -134,7 +134,7 @@ def _generator_arguments(config: _Config) -> str:
 
 def _synthreid_root(config: _Config) -> Path:
     """Generate SynthReID under ``data.root`` unless this very dataset is there (``meta.json`` says)."""
-    from ..data import make_synthreid
+    from ...data import make_synthreid
 
     root = Path(config.data.root or "data")
     if not (root / "SynthReID").is_dir():
@@ -168,7 +168,7 @@ def build_data(config: _Config, *, generate: bool = True) -> RunData:
     FileNotFoundError
         The dataset folder is not where ``data.root`` says (the message shows the layout).
     """
-    from ..data import ArrayDataset, ImageDataset, build_transforms, load_dataset
+    from ...data import ArrayDataset, ImageDataset, build_transforms, load_dataset
 
     if config.data.dataset == "synthetic":
         s = synthetic_splits(config)

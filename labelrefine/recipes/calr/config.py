@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._validation import check_choice, check_int, check_probability, check_real
-from ..pivots import DEFAULT_RULE, PIVOT_RULES
+from ..._validation import check_choice, check_int, check_probability, check_real
+from ...pivots import DEFAULT_RULE, PIVOT_RULES
 
 __all__ = [
     "DEFAULT_SOURCES",
@@ -143,7 +143,7 @@ def _scalar(text: str, base: type) -> Any:
 
 
 def _yaml() -> Any:
-    from .._optional import import_optional
+    from ..._optional import import_optional
 
     return import_optional("yaml")
 
@@ -396,7 +396,7 @@ class RefinementConfig(_Section):
         Refine the global labels with the local ones (``--no-refine`` turns it off).
     rule : str
         Refinement rule of :func:`labelrefine.refine` (one of :data:`labelrefine.pivots.PIVOT_RULES`),
-        default the library's measured default (:data:`labelrefine.pivots.DEFAULT_RULE`). The paper
+        default the library's measured default (``labelrefine.pivots.DEFAULT_RULE``). The paper
         presets set ``"algorithm1"`` (the paper's text), the ``-authors`` presets ``"reference"``.
     max_deviation : float
         Threshold of the ``"cross-camera"`` rule, in robust standard deviations (see
@@ -1219,7 +1219,7 @@ class Preset:
     sources : mapping
         Where the preset's own values come from (``"key"`` or ``"stage.key"`` to a text that
         starts with ``paper``, ``authors' code`` or ``our choice``); the keys it does not set
-        keep the source of the stage default (:data:`DEFAULT_SOURCES`).
+        keep the source of the stage default (``DEFAULT_SOURCES``).
     """
 
     name: str
@@ -1591,7 +1591,7 @@ def resolve_config(
     preset : str, optional
         A key of :data:`PRESETS`.
     yaml_file : path, optional
-        A YAML file (see :func:`yaml_values`).
+        A YAML file (see ``yaml_values``).
     overrides : mapping, optional
         Values from dedicated command-line flags (typed or text), ``section.key`` to value.
     sets : mapping, optional
@@ -1626,7 +1626,7 @@ def resolve_config(
         if flat:
             raise ValueError(
                 f"base (a run's config.yaml) holds keys of the flat config of earlier versions: {flat[0]!r} is "
-                f"now {RENAMED[flat[0]]!r}; write it with sections (RENAMED in labelrefine.recipes._config maps "
+                f"now {RENAMED[flat[0]]!r}; write it with sections (RENAMED in labelrefine.recipes.calr.config maps "
                 "every key)"
             )
         values.update({key: value for key, value in _flatten(base).items() if key in own})

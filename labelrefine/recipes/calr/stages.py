@@ -18,19 +18,19 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Subset
 
-from .._validation import KnnGraph
-from ..cluster import camera_weights, cluster_camera, cluster_per_camera, dbscan_cluster, infomap_cluster
-from ..metrics import impurity_report
-from ..neighbors import jaccard_distance, knn
-from ..nn import CameraClassifier, broadcast_object, grl_lambda, sharded_knn
-from ..pivots import PivotRule
-from ..refine import refine, relabel
-from ..schedules import get_schedule
-from ._config import EvalConfig, InterConfig, IntraConfig, _TrainConfig, config_class, config_from_dict, config_to_dict
-from ._data import build_data, load_local_labels, save_local_labels
-from ._models import build_encoder
-from ._runtime import RunInterrupted, Session, derive_seed, load_torch_file, logger, set_rng_state, user_input
-from ._trainer import Hook, PseudoLabels, RunResult, Trainer, fill, quality, quality_stats, retrieval_metrics
+from ..._validation import KnnGraph
+from ...cluster import camera_weights, cluster_camera, cluster_per_camera, dbscan_cluster, infomap_cluster
+from ...metrics import impurity_report
+from ...neighbors import jaccard_distance, knn
+from ...nn import CameraClassifier, broadcast_object, grl_lambda, sharded_knn
+from ...pivots import PivotRule
+from ...refine import refine, relabel
+from ...schedules import get_schedule
+from .config import EvalConfig, InterConfig, IntraConfig, _TrainConfig, config_class, config_from_dict, config_to_dict
+from .data import build_data, load_local_labels, save_local_labels
+from .models import build_encoder
+from .runtime import RunInterrupted, Session, derive_seed, load_torch_file, logger, set_rng_state, user_input
+from .trainer import Hook, PseudoLabels, RunResult, Trainer, fill, quality, quality_stats, retrieval_metrics
 
 __all__ = ["InterTrainer", "IntraTrainer", "evaluate", "spawn", "train_inter", "train_intra"]
 

@@ -1,77 +1,4 @@
-"""Reference CALR trainer: stage 1 (intra-camera), stage 2 (inter-camera with label refinement), eval, plots.
-
-One command per stage; every component of the paper can be switched off for ablations, and the
-same code runs a CPU demo on generated data. The trainer composes :mod:`labelrefine` (kNN graph,
-Infomap / DBSCAN, per-camera clustering, ``refine``, camera-entropy weights, decay schedules,
-cluster and retrieval metrics) with :mod:`labelrefine.nn` and :mod:`labelrefine.data`.
-
-Commands
---------
-``labelrefine-calr`` (or ``python -m labelrefine.recipes.calr``)::
-
-    labelrefine-calr intra   --preset NAME --data-root DIR --run-dir DIR [--config FILE.yaml] [--set SECTION.KEY=V ...]
-    labelrefine-calr inter   --preset NAME --data-root DIR --run-dir DIR --local-labels STAGE1/local_labels.npz
-                             [--no-refine] [--no-align] [--no-cacl] [--clustering dbscan] [--schedule NAME]
-    labelrefine-calr eval    --run-dir DIR [--checkpoint FILE] [--rerank] [--flip]
-    labelrefine-calr plot    RUN_DIR [RUN_DIR ...] [-o FILE.png]
-    labelrefine-calr import-local FILES_OR_DIR --preset NAME --data-root DIR -o local_labels.npz
-    labelrefine-calr presets [NAME] [--markdown]
-
-Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt``),
-``--device cpu|cuda``, ``--amp`` (CUDA mixed precision), ``--deterministic``, ``--seed N``,
-``--no-progress``. Every config key can be set with ``--set section.key=value`` or in a YAML file
-(``--set optim.lr=1e-4``; in YAML nested sections ``optim: {lr: 1e-4}``, at the top level for
-every stage, under ``intra:`` / ``inter:`` / ``eval:`` for one). The trainer is a class with
-named steps and hooks (:class:`Trainer`, :class:`IntraTrainer`, :class:`InterTrainer`,
-:class:`Hook`): see the docs page "Use the CALR pieces in your own trainer".
-
-Real datasets
--------------
-Put ImageNet weights on disk (nothing is downloaded), e.g. torchvision's ResNet-50 state dict
-saved as ``resnet50.pth``. Market-1501, the CALR row of Table I (ResNet-50, global average
-pooling; mAP 82.8, rank-1 92.5)::
-
-    labelrefine-calr intra --preset market1501 --data-root /data --run-dir runs/market1501/intra \\
-        --set model.pretrained=resnet50.pth
-    labelrefine-calr inter --preset market1501 --data-root /data --run-dir runs/market1501/inter \\
-        --local-labels runs/market1501/intra/local_labels.npz --set model.pretrained=resnet50.pth
-    labelrefine-calr eval --run-dir runs/market1501/inter
-    labelrefine-calr plot runs/market1501/inter
-
-The same with ``--preset dukemtmcreid``, ``--preset msmt17`` and ``--preset veri`` (224 x 224
-inputs); ``--preset <dataset>-ibn-gem`` targets the CALR(IBN+GeMPool) row with IBN-ResNet-50
-weights, and ``--preset <dataset>-authors`` runs the authors' released configuration.
-``labelrefine-calr presets`` lists each target and the source of every setting. On 4 GPUs::
-
-    torchrun --nproc_per_node 4 -m labelrefine.recipes.calr inter --preset market1501 --data-root /data \\
-        --run-dir runs/market1501/inter --local-labels runs/market1501/intra/local_labels.npz
-
-``optim.batch_size`` (256) is the *global* batch, split over the GPUs, and ``sync_bn`` (on) computes
-BatchNorm statistics over it, so the training does not change with the number of GPUs.
-
-Ablations (Tables III, IV and V use the ``-ibn-gem`` presets; docs/presets.md has every row
-with the paper's numbers)::
-
-    labelrefine-calr inter ... --no-refine --no-align                      # Table III baseline
-    labelrefine-calr inter ... --no-refine                                 # Table III, CA only
-    labelrefine-calr inter ... --no-align                                  # Table III, LR only
-    labelrefine-calr inter ... --schedule linear                           # Table IV decays
-    labelrefine-calr inter ... --set alignment.beta=0.6                    # Table V
-    labelrefine-calr inter ... --no-refine --no-align --clustering dbscan  # Cluster-Contrast
-
-Authors' stage-1 results (``(path, label, camera)`` arrays, one ``.npy`` per camera) are used
-with ``--local-labels DIR_OF_NPY`` or converted with ``labelrefine-calr import-local``.
-
-On a CPU
---------
-SynthReID images with a tiny CNN, a few minutes::
-
-    labelrefine-calr intra --preset synthreid --data-root data --run-dir runs/synthreid/intra
-    labelrefine-calr inter --preset synthreid --data-root data --run-dir runs/synthreid/inter
-    labelrefine-calr plot runs/synthreid/inter
-
-The ``synthetic`` preset (camera-biased feature vectors and an MLP) runs in seconds.
-"""
+"""The ``labelrefine-calr`` command: parser, presets tables and the commands that run each stage."""
 
 from __future__ import annotations
 
@@ -80,110 +7,20 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._optional import import_optional
-from ..cli import add_command, add_version
-from ._config import (
+from ..._optional import import_optional
+from ...cli import add_command, add_version
+from .config import (
     PRESETS,
     SETTINGS,
-    AlignmentConfig,
-    AugmentConfig,
-    ClusteringConfig,
-    DataConfig,
     EvalConfig,
     InterConfig,
-    IntraClusteringConfig,
     IntraConfig,
-    ModelConfig,
-    OptimConfig,
-    Preset,
-    RefinementConfig,
-    RuntimeConfig,
-    SyntheticConfig,
-    config_from_dict,
     get_preset,
     parse_set,
     resolve_config,
 )
-
-if TYPE_CHECKING:
-    from ._data import import_authors_local_labels, load_local_labels, save_local_labels
-    from ._plot import plot_runs
-    from ._runtime import RunInterrupted
-    from ._train import InterTrainer, IntraTrainer, evaluate, spawn, train_inter, train_intra
-    from ._trainer import Hook, PseudoLabels, RunResult, Trainer
-
-__all__ = [
-    "PRESETS",
-    "AlignmentConfig",
-    "AugmentConfig",
-    "ClusteringConfig",
-    "DataConfig",
-    "EvalConfig",
-    "Hook",
-    "InterConfig",
-    "InterTrainer",
-    "IntraClusteringConfig",
-    "IntraConfig",
-    "IntraTrainer",
-    "ModelConfig",
-    "OptimConfig",
-    "Preset",
-    "PseudoLabels",
-    "RefinementConfig",
-    "RunInterrupted",
-    "RunResult",
-    "RuntimeConfig",
-    "SyntheticConfig",
-    "Trainer",
-    "config_from_dict",
-    "evaluate",
-    "get_preset",
-    "import_authors_local_labels",
-    "load_local_labels",
-    "main",
-    "plot_runs",
-    "preset_settings",
-    "resolve_config",
-    "save_local_labels",
-    "settings_markdown",
-    "spawn",
-    "train_inter",
-    "train_intra",
-]
-
-_LAZY = {
-    "train_intra": "._train",
-    "train_inter": "._train",
-    "evaluate": "._train",
-    "spawn": "._train",
-    "RunResult": "._trainer",
-    "Trainer": "._trainer",
-    "Hook": "._trainer",
-    "PseudoLabels": "._trainer",
-    "IntraTrainer": "._train",
-    "InterTrainer": "._train",
-    "RunInterrupted": "._runtime",
-    "plot_runs": "._plot",
-    "import_authors_local_labels": "._data",
-    "load_local_labels": "._data",
-    "save_local_labels": "._data",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name], __package__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# ----------------------------------------------------------------------------------------------
-# command line
 
 
 def _add_common(p: argparse.ArgumentParser, *, training: bool) -> None:
@@ -223,8 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         sub,
         "inter",
         "stage 2: inter-camera training with label refinement",
-        "labelrefine-calr inter --preset synthetic --run-dir runs/synthetic/inter "
-        "--local-labels runs/synthetic/intra",
+        "labelrefine-calr inter --preset synthetic --run-dir runs/synthetic/inter --local-labels runs/synthetic/intra",
     )
     _add_common(inter, training=True)
     inter.add_argument(
@@ -315,7 +151,7 @@ def _saved_config(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return None
-    from .._optional import import_optional
+    from ..._optional import import_optional
 
     data = import_optional("yaml").safe_load(path.read_text(encoding="utf-8")) or {}
     data.pop("stage", None)
@@ -434,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    from ._runtime import INPUT_ERRORS, is_user_input, user_input
+    from .runtime import INPUT_ERRORS, is_user_input, user_input
 
     try:
         if args.command in ("presets", "plot", "import-local"):
@@ -485,7 +321,7 @@ def _tool(args: argparse.Namespace) -> int:
         print(settings_markdown() if args.markdown else _presets_text(args.name))
         return 0
     if args.command == "plot":
-        from ._plot import plot_runs
+        from .plot import plot_runs
 
         print(f"wrote {plot_runs(args.run_dirs, args.output)}")
         return 0
@@ -493,7 +329,7 @@ def _tool(args: argparse.Namespace) -> int:
 
 
 def _evaluate(config: EvalConfig) -> int:
-    from ._train import evaluate
+    from .stages import evaluate
 
     metrics = evaluate(config)
     if metrics is not None:
@@ -502,8 +338,8 @@ def _evaluate(config: EvalConfig) -> int:
 
 
 def _train(config: IntraConfig | InterConfig, resume: bool, argv: list[str]) -> int:
-    from ._runtime import RunInterrupted
-    from ._train import train_inter, train_intra
+    from .runtime import RunInterrupted
+    from .stages import train_inter, train_intra
 
     try:
         # the config's class is its stage's (resolve_config builds config_class(stage))
@@ -525,7 +361,7 @@ def _train(config: IntraConfig | InterConfig, resume: bool, argv: list[str]) -> 
 
 
 def _import_local(args: argparse.Namespace) -> int:
-    from ._data import build_data, import_authors_local_labels, save_local_labels
+    from .data import build_data, import_authors_local_labels, save_local_labels
 
     overrides = {"data.root": args.data_root} if args.data_root else {}
     config = resolve_config("intra", preset=args.preset, overrides=overrides, sets=parse_set(args.set))
@@ -535,7 +371,3 @@ def _import_local(args: argparse.Namespace) -> int:
     out = save_local_labels(args.output, labels, data.train_keys, data.train_cams, fingerprint=data.fingerprint)
     print(f"wrote {out}: {int((labels >= 0).sum())} of {labels.size} training images labelled")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

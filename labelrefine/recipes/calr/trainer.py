@@ -29,13 +29,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .._optional import import_optional
-from .._progress import Progress, console_progress
-from .._validation import KnnGraph
-from ..cluster import cluster_centroids
-from ..data import PKSampler
-from ..metrics import cluster_report
-from ..nn import (
+from ..._optional import import_optional
+from ..._progress import Progress, console_progress
+from ..._validation import KnnGraph
+from ...cluster import cluster_centroids
+from ...data import PKSampler
+from ...metrics import cluster_report
+from ...nn import (
     CameraClassifier,
     ClusterMemory,
     all_gather_tensor,
@@ -43,13 +43,13 @@ from ..nn import (
     camera_domain_loss,
     convert_batchnorm,
 )
-from ..nn import extract_features as _extract_features
-from ..refine import relabel
-from ..retrieval import evaluate_retrieval
-from ._config import AlignmentConfig, OptimConfig, RuntimeConfig, _TrainConfig
-from ._data import RunData, build_data
-from ._models import TrainNet, build_encoder
-from ._runtime import RunInterrupted, Session, logger, read_log, user_input
+from ...nn import extract_features as _extract_features
+from ...refine import relabel
+from ...retrieval import evaluate_retrieval
+from .config import AlignmentConfig, OptimConfig, RuntimeConfig, _TrainConfig
+from .data import RunData, build_data
+from .models import TrainNet, build_encoder
+from .runtime import RunInterrupted, Session, logger, read_log, user_input
 
 __all__ = ["Hook", "PseudoLabels", "RunResult", "Trainer"]
 
@@ -299,7 +299,7 @@ class Trainer:
         return None
 
     def batches(self, labels: np.ndarray, epoch: int) -> np.ndarray | None:
-        """The epoch's global batches (:func:`global_batches`), the same on every process."""
+        """The epoch's global batches (``global_batches``), the same on every process."""
         cams, world = self.data.train_cams, self.session.world_size
         return global_batches(labels, cams, self.config.optim, world, self.epoch_seed(epoch))
 

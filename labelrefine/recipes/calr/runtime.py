@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import import_optional
-from ._config import RUNTIME_KEYS, RUNTIME_SECTION, _Config, _flatten, _TrainConfig, config_to_dict
+from ..._optional import import_optional
+from .config import RUNTIME_KEYS, RUNTIME_SECTION, _Config, _flatten, _TrainConfig, config_to_dict
 
 LOGGER_NAME = "labelrefine.recipes.calr"
 logger = logging.getLogger(LOGGER_NAME)
