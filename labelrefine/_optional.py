@@ -26,7 +26,7 @@ def import_optional(module: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get(module.split(".")[0], module)
         raise ModuleNotFoundError(
-            f"{module} is required for this function; install it with: pip install \"labelrefine[{extra}]\""
+            f'{module} is required for this function; install it with: pip install "labelrefine[{extra}]"'
         ) from exc
 
 

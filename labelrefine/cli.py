@@ -141,8 +141,7 @@ def _report(args: argparse.Namespace) -> int:
     pred = load_array(args.pred, "--pred")
     report = cluster_report(truth, pred, outliers=args.outliers)
     rows = [
-        [field, f"{value:.4f}" if isinstance(value, float) else str(value)]
-        for field, value in report._asdict().items()
+        [field, f"{value:.4f}" if isinstance(value, float) else str(value)] for field, value in report._asdict().items()
     ]
     print(format_table(["metric", "value"], rows))
     return 0
@@ -155,9 +154,7 @@ def add_version(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
-def add_command(
-    commands: Any, name: str, summary: str, example: str, *, more: str = ""
-) -> argparse.ArgumentParser:
+def add_command(commands: Any, name: str, summary: str, example: str, *, more: str = "") -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` starts with ``summary`` and ends with a runnable example (and ``more``)."""
     epilog = f"example:\n  {example}" + (f"\n\n{more}" if more else "")
     return commands.add_parser(
@@ -187,10 +184,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--ids", type=int, default=200, help="identities (default 200)")
     demo.add_argument("--cams", type=int, default=6, help="cameras (default 6)")
-    demo.add_argument("--images", type=int, nargs=2, default=[4, 16], metavar=("LOW", "HIGH"),
-                      help="images of one identity in one camera, inclusive range (default 4 16)")
-    demo.add_argument("--camera-strength", type=float, default=0.7,
-                      help="camera bias: norm of each camera's feature offset (default 0.7)")
+    demo.add_argument(
+        "--images",
+        type=int,
+        nargs=2,
+        default=[4, 16],
+        metavar=("LOW", "HIGH"),
+        help="images of one identity in one camera, inclusive range (default 4 16)",
+    )
+    demo.add_argument(
+        "--camera-strength",
+        type=float,
+        default=0.7,
+        help="camera bias: norm of each camera's feature offset (default 0.7)",
+    )
     demo.add_argument("--k", type=int, default=15, help="neighbours other than the image itself (default 15)")
     demo.add_argument("--min-sim", type=float, default=0.6, help="Infomap edge similarity threshold (default 0.6)")
     demo.add_argument("--p", type=float, default=1.0, help="discard probability (default 1.0)")

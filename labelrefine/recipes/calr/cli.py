@@ -35,6 +35,9 @@ def _add_common(p: argparse.ArgumentParser, *, training: bool) -> None:
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     if training:
+        p.add_argument(
+            "--hook", metavar="MODULE:NAME", action="append", help="add a Hook subclass or instance (repeatable)"
+        )
         p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
         p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
         p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (exact --resume)")
@@ -132,6 +135,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, flag, None)
         if value is not None:
             out[key] = value
+    if getattr(args, "hook", None):
+        out["runtime.hooks"] = tuple(args.hook)
     for flag, key, value in (
         ("amp", "amp", True),
         ("deterministic", "deterministic", True),

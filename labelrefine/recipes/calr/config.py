@@ -100,8 +100,11 @@ def _convert(name: str, value: Any, tp: Any, *, parse_strings: bool) -> Any:
     """Check one field value against its annotation; with ``parse_strings`` text is read as a YAML scalar.
 
     Text from ``--set`` or ``replace`` is read as YAML reads a value (``yes``, ``1e-4`` and
-    ``null`` included), so the command line and a YAML file accept the same spellings.
+    ``null`` included), so the command line and a YAML file accept the same spellings. A
+    ``tuple[str, ...]`` field takes a list, or text of comma-separated items.
     """
+    if typing.get_origin(tp) is tuple:
+        return _string_tuple(name, value, parse_strings=parse_strings)
     optional = type(None) in typing.get_args(tp)
     base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
     expected = _TYPE_NAMES[base] + (" or null" if optional else "")
@@ -125,6 +128,14 @@ def _convert(name: str, value: Any, tp: Any, *, parse_strings: bool) -> Any:
     if not ok:
         raise error(f"{name} must be {expected}, got {value!r}")
     return base(value)
+
+
+def _string_tuple(name: str, value: Any, *, parse_strings: bool) -> tuple[str, ...]:
+    if parse_strings and isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"{name} must be a list of strings, got {value!r}")
+    return tuple(value)
 
 
 def _scalar(text: str, base: type) -> Any:
@@ -510,6 +521,10 @@ class RuntimeConfig(_Section):
         Progress bars (rank 0, on a terminal).
     test_batch_size : int
         Batch size of feature extraction.
+    hooks : tuple of str
+        Hooks added to the trainer, as import paths ``"package.module:Name"`` of a
+        :class:`Hook` subclass (instantiated without arguments) or of a hook instance. In YAML a
+        list; on the command line ``--hook PATH`` (repeatable) or ``--set runtime.hooks=A,B``.
     """
 
     NAME: ClassVar[str] = "runtime"
@@ -520,9 +535,13 @@ class RuntimeConfig(_Section):
     num_threads: int | None = None
     progress: bool = True
     test_batch_size: int = 256
+    hooks: tuple[str, ...] = ()
 
     def _validate(self) -> None:
         _check_device(self.device)
+        for path in self.hooks:
+            if path.count(":") != 1 or not all(path.split(":")):
+                raise ValueError(f"runtime.hooks entries must be import paths 'package.module:Name', got {path!r}")
         self._ints(0, "num_workers")
         self._ints(1, "test_batch_size")
         if self.num_threads is not None:
@@ -819,11 +838,18 @@ def config_keys(cls: type[_Config]) -> list[str]:
 
 
 def config_to_dict(config: _Config) -> dict[str, Any]:
-    """The config as a nested dict (sections as mappings, field order), as written to ``config.yaml``."""
+    """The config as a nested dict (sections as mappings, tuples as lists), as written to ``config.yaml``."""
     return {
-        f.name: dataclasses.asdict(value) if isinstance(value := getattr(config, f.name), _Section) else value
+        f.name: dataclasses.asdict(value, dict_factory=_yaml_dict)
+        if isinstance(value := getattr(config, f.name), _Section)
+        else value
         for f in fields(config)
     }
+
+
+def _yaml_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A section's fields with tuples as lists, which ``yaml.safe_dump`` writes."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in items}
 
 
 def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
