@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_scale.py --quick                # N = 2e4 and 5e4 (a minute or two)
     python benchmarks/bench_scale.py --sizes 300000 --exact-max 300000
     python benchmarks/bench_scale.py --crossover            # exact vs approximate knn at 1e4 .. 1e5
+    python benchmarks/bench_scale.py --side-by-side 300000  # the bar: knn(x, 15, exact=False) vs knn(x, 15)
 
 Data: clustered, camera-biased features of low intrinsic dimension, as embeddings are: 20
 images per identity on average over 6 cameras, identity centre + camera offset + noise in a
@@ -156,6 +157,36 @@ def crossover(dim: int, sizes: list[int]) -> None:
     print(table(["N", "exact s", "approximate s", "exact / approximate", "recall"], rows))
 
 
+def side_by_side(n: int, dim: int) -> None:
+    """knn(x, 15, exact=False) timed before and after knn(x, 15) in one process: speed-up and recall.
+
+    The approximate search runs twice, around the exact one, so that a change of load on a shared
+    machine shows as a spread instead of a biased ratio; the ratio uses the slower approximate run.
+    """
+    from labelrefine import knn
+
+    x = make_data(n, dim)["feats"]
+    seconds, graphs = [], []
+    for exact in (False, True, False):
+        start = time.perf_counter()
+        graphs.append(knn(x, K, exact=exact, rng=0))
+        seconds.append(time.perf_counter() - start)
+    approx, exact_graph = graphs[0], graphs[1]
+    slower = max(seconds[0], seconds[2])
+    rows = [
+        [
+            f"{n:,} x {dim}",
+            f"{seconds[1]:.1f}",
+            f"{seconds[0]:.1f} / {seconds[2]:.1f}",
+            f"{seconds[1] / slower:.1f}x",
+            f"{approx.recall:.4f}",
+            f"{measured_recall(approx, exact_graph):.4f}",
+        ]
+    ]
+    headers = ["N x D", "exact s", "approximate s (before / after)", "speed-up (slower run)", "reported", "measured"]
+    print(table(headers, rows))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
@@ -163,6 +194,7 @@ def main() -> None:
     p.add_argument("--exact-max", type=int, default=300_000, help="run the exact epoch up to this N")
     p.add_argument("--quick", action="store_true", help="N = 20,000 and 50,000")
     p.add_argument("--crossover", action="store_true", help="exact vs approximate knn at N = 1e4 .. 1e5")
+    p.add_argument("--side-by-side", type=int, metavar="N", help="exact vs approximate knn at N, one process")
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -171,6 +203,10 @@ def main() -> None:
         return
     if args.crossover:
         crossover(args.dim, [10_000, 25_000, 50_000, 100_000])
+        return
+    if args.side_by_side:
+        print(f"bench_scale --side-by-side: {machine()}", flush=True)
+        side_by_side(args.side_by_side, args.dim)
         return
     sizes = [20_000, 50_000] if args.quick else args.sizes
     print(f"bench_scale: D = {args.dim}; {machine()}", flush=True)

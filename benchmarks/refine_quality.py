@@ -45,7 +45,7 @@ RELEASED = (DATA / "market-stage1.npz", DATA / "duke-stage1.npz")
 PROFILE_PRECISIONS = (0.8, 0.65, 0.5)  # global pairwise precision the profile cells are calibrated to
 RELEASED_PRECISIONS = (0.8, 0.5)
 SWEEP = [(bias, impurity, fragments) for bias in (0.7, 0.9) for impurity in (0.0, 0.1) for fragments in (1, 2, 4, 8)]
-DEVIATIONS = (2.5, 3.0, 3.5, 4.0, 5.0)  # max_deviation values of the "cross-camera" sweep
+DEVIATIONS = (3.0, 4.0, 4.5, 5.0, 6.0)  # max_deviation values of the "cross-camera" sweep
 BAR = {"discard_precision": 0.85, "precision_gain": 0.04, "recall_change": -0.04}
 METRICS = (
     "impurities_removed",
@@ -199,6 +199,16 @@ def summary(cells: dict[tuple, dict], names: list[str]) -> tuple[str, dict[str, 
     return table(headers, rows), scores
 
 
+def verdict(scores: dict[str, tuple[int, float]], n_cells: int, what: str) -> str:
+    """The rule the study picks: highest mean removal among those that hold the bar in every cell."""
+    holding = [name for name, (n_pass, _) in scores.items() if n_pass == n_cells]
+    if not holding:
+        most = max(n_pass for n_pass, _ in scores.values())
+        return f"No rule holds the bar in every {what}; the most {what}s held by one rule: {most}/{n_cells}."
+    best = max(holding, key=lambda name: scores[name][1])
+    return f"Highest mean removal among the rules that hold the bar in every {what}: `{best}` ({scores[best][1]:.1%})."
+
+
 def cell_table(cells: dict[tuple, dict], names: list[str]) -> str:
     headers = ["kind", "data", "setting", "ceiling", *(f"`{n}` removed / precision / dP / dR" for n in names)]
     rows = []
@@ -259,13 +269,14 @@ def main() -> None:
     text, scores = summary(cells, rules)
     print("## Every rule (the bar per cell: discard precision >= 0.85, precision gain >= +0.04, recall >= -0.04)\n")
     print(text)
-    holding = [name for name, (n_pass, _) in scores.items() if n_pass == len(cells)]
-    best = max(holding or scores, key=lambda name: scores[name][1])
-    verdict = "holds the bar in every cell" if holding else "no rule holds the bar in every cell; the best"
-    print(f"\nHighest mean removal among the rules that hold the bar: `{best}` ({verdict}).")
-    print(f"The library default is `{DEFAULT_RULE}`.\n")
+    print(f"\n{verdict(scores, len(cells), 'cell')}\nThe library default is `{DEFAULT_RULE}`.\n")
     print("## The cross-camera threshold (max_deviation)\n")
     print(summary(cells, [n for n in variants if n.startswith("cross-camera,")])[0])
+    released = {key: cell for key, cell in cells.items() if key[0] == "released"}
+    print(f"\n## The released stage-1 labels only ({len(released)} cells: the data the bar is judged on)\n")
+    text, released_scores = summary(released, list(variants))
+    print(text)
+    print(f"\n{verdict(released_scores, len(released), 'released cell')}")
     print("\n## Per cell: impurities removed / discard precision / precision gain / recall change\n")
     print("(✗: the cell misses the bar)\n")
     print(cell_table(cells, ["cross-camera", "algorithm1", "all", "linked", "camera", "reference"]))

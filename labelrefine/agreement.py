@@ -24,12 +24,17 @@ import scipy.sparse as sp
 from ._arrays import dense_codes, unique_sorted
 from ._validation import check_cameras, check_features, check_labels, check_same_length
 
-__all__ = ["REFERENCE_QUANTILE", "agreement_outliers", "camera_agreement"]
+__all__ = ["DEFAULT_MAX_DEVIATION", "REFERENCE_QUANTILE", "agreement_outliers", "camera_agreement"]
 
 # The cluster's own level of agreement: this quantile of its members' agreement. Above the median, so
 # that a cluster whose majority identity holds fewer than half of the images still has its level set by it.
 REFERENCE_QUANTILE = 0.75
 """Quantile of a global cluster's agreement values that sets the cluster's own level."""
+# The smallest threshold at which the rule holds the bar (discard precision >= 0.85, precision gain
+# >= +0.04, recall change >= -0.04) on both released stage-1 label sets at both camera strengths in
+# benchmarks/refine_quality.py; 4.5 cuts too much recall on Market (-0.042 / -0.044), 3.0 more still.
+DEFAULT_MAX_DEVIATION = 5.0
+"""Default threshold of the ``"cross-camera"`` rule, in robust standard deviations."""
 # Median absolute deviation to standard deviation, for normally distributed deviations.
 _MAD_TO_SD = 1.4826
 # Floor of that standard deviation: cosine differences below it are float rounding, not evidence.

@@ -22,7 +22,7 @@ from ._validation import (
     check_same_length,
     to_numpy,
 )
-from .agreement import cross_camera_outliers
+from .agreement import DEFAULT_MAX_DEVIATION, cross_camera_outliers
 from .pivots import (
     LINKED_RULES,
     PIVOT_RULES,
@@ -146,7 +146,7 @@ def refine(
     k: int = 15,
     p: float = 1.0,
     rule: PivotRule = "cross-camera",
-    max_deviation: float = 3.0,
+    max_deviation: float = DEFAULT_MAX_DEVIATION,
     link_k: int | None = None,
     min_sim: float = 0.5,
     rng: int | np.random.Generator | None = None,
@@ -213,8 +213,9 @@ def refine(
 
         In the pivot rules a group is refined when it holds a pivot with a local label, and a
         member its pivots do not vouch for (local -1 included) is rejected.
-    max_deviation : float > 0, default 3.0
-        Threshold of the ``"cross-camera"`` rule in robust standard deviations (measured in
+    max_deviation : float > 0, default 5.0
+        Threshold of the ``"cross-camera"`` rule in robust standard deviations
+        (:data:`labelrefine.agreement.DEFAULT_MAX_DEVIATION`, measured in
         ``benchmarks/refine_quality.py``); ignored by the other rules.
     link_k : int, optional
         Neighbours (other than the sample) in which the ``"linked"`` rules look for mutual

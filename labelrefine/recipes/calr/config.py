@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..._validation import check_choice, check_int, check_probability, check_real
+from ...agreement import DEFAULT_MAX_DEVIATION
 from ...pivots import DEFAULT_RULE, PIVOT_RULES
 
 __all__ = [
@@ -428,7 +429,7 @@ class RefinementConfig(_Section):
 
     enabled: bool = True
     rule: str = DEFAULT_RULE
-    max_deviation: float = 3.0
+    max_deviation: float = DEFAULT_MAX_DEVIATION
     schedule: str = "cosine"
     p_start: float = 1.0
     p_end: float = 0.0
