@@ -23,23 +23,22 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from ._arrays import contiguous_labels
 from ._optional import import_optional
 from ._progress import Progress, check_progress, one_step, ranges
+from ._types import KnnGraph, check_knn_graph
 from ._validation import (
-    KnnGraph,
     as_rng,
     check_cameras,
     check_choice,
     check_features,
     check_int,
-    check_knn_graph,
     check_labels,
     check_probability,
     check_real,
     check_same_length,
     seed_from,
 )
-from .refine import relabel
 
 AGGLOMERATIVE_MAX = 30_000
 """Largest camera ``method="agglomerative"`` clusters: its dense float64 matrix is then 6.7 GiB."""
@@ -64,7 +63,7 @@ def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     sizes = np.bincount(labels[clustered]) if clustered.any() else np.zeros(0, dtype=np.int64)
     small = np.zeros(labels.shape, dtype=bool)
     small[clustered] = sizes[labels[clustered]] <= min_size
-    return relabel(np.where(small, -1, labels))
+    return contiguous_labels(np.where(small, -1, labels))
 
 
 def infomap_cluster(
@@ -504,7 +503,7 @@ def camera_weights(labels: Any, cams: Any) -> np.ndarray:
     -------
     numpy.ndarray of float64, shape (K,)
         One weight per cluster, in increasing order of cluster id (``np.unique(labels[labels >= 0])``):
-        for contiguous ids ``0..K-1`` (:func:`~labelrefine.refine.relabel`), position ``j`` is
+        for contiguous ids ``0..K-1`` (:func:`~labelrefine.relabel`), position ``j`` is
         cluster ``j``.
 
     Examples
@@ -583,7 +582,7 @@ def cluster_centroids(feats: Any, labels: Any) -> np.ndarray:
         Floating-point features (float16 is computed in float32).
     labels : array-like of int, shape (N,)
         Cluster ids, contiguous ``0..C-1`` (every id used at least once); ``-1`` samples are
-        ignored. Make ids contiguous with :func:`labelrefine.refine.relabel`.
+        ignored. Make ids contiguous with :func:`labelrefine.relabel`.
 
     Returns
     -------
@@ -619,7 +618,7 @@ def cluster_centroids(feats: Any, labels: Any) -> np.ndarray:
         missing = np.flatnonzero(counts == 0)[:5].tolist()
         raise ValueError(
             f"labels must be contiguous cluster ids 0..C-1 (C = {num}); ids {missing} are unused. "
-            "Make them contiguous with labelrefine.refine.relabel(labels)"
+            "Make them contiguous with labelrefine.relabel(labels)"
         )
     unit = x[keep] / np.maximum(np.linalg.norm(x[keep], axis=1, keepdims=True), 1e-12).astype(x.dtype)
     members = sp.csr_matrix((np.ones(keep.size, dtype=x.dtype), (lab[keep], np.arange(keep.size))), (num, keep.size))

@@ -6,13 +6,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._types import KnnGraph, check_knn_graph
 from ._validation import (
-    KnnGraph,
     check_cameras,
     check_choice,
     check_features,
     check_int,
-    check_knn_graph,
     check_labels,
     check_probability,
     to_numpy,

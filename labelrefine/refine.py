@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import dense_codes, is_member, unique_sorted
+from ._arrays import contiguous_labels, dense_codes, is_member, unique_sorted
+from ._types import KnnGraph
 from ._validation import (
-    KnnGraph,
     as_rng,
     check_bool,
     check_cameras,
@@ -129,11 +129,7 @@ def relabel(labels: Any) -> np.ndarray:
     >>> relabel([7, -1, 3, 7, 10])
     array([ 1, -1,  0,  1,  2])
     """
-    labels = check_labels(labels, "labels")
-    out = np.full(labels.shape, -1, dtype=np.int64)
-    clustered = labels >= 0
-    out[clustered] = dense_codes(labels[clustered])
-    return out
+    return contiguous_labels(check_labels(labels, "labels"))
 
 
 def refine(
@@ -394,10 +390,10 @@ def _refine(
     # Dense codes of (cluster, camera) groups and of local clusters; -1 stays -1.
     clustered = g >= 0
     n_cams = int(cam_codes.max()) + 1 if n else 1
-    cluster = relabel(g)
+    cluster = contiguous_labels(g)
     group = np.full(n, -1, dtype=np.int64)
     group[clustered] = dense_codes(cluster[clustered] * n_cams + cam_codes[clustered])
-    local_code = relabel(local)
+    local_code = contiguous_labels(local)
     vouching = chosen[(group[chosen] >= 0) & (local_code[chosen] >= 0)]
     refined_group = np.zeros(int(group.max(initial=-1)) + 2, dtype=bool)  # last slot: group -1 is never refined
     refined_group[group[vouching]] = True
