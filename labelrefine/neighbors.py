@@ -48,6 +48,7 @@ __all__ = ["EXACT_MAX_N", "KnnGraph", "ann_defaults", "check_knn_graph", "jaccar
 
 _BACKENDS = ("auto", "faiss", "numpy", "torch")
 _RECALL_TOLERANCE = 1e-5  # a neighbour within this distance of the true k-th nearest counts as found
+_FLOAT32 = np.dtype(np.float32)
 EXACT_MAX_N = 50_000
 """``exact=None`` searches exactly up to this many database rows, approximately above (faiss, CPU).
 
@@ -346,21 +347,51 @@ def knn(
     if x.shape[0] < 2:
         raise ValueError(f"knn needs at least 2 samples (neighbours are other samples), got feats with {len(x)} row")
     k = check_int(k, "k (neighbours other than the sample itself)", low=1, high=x.shape[0] - 1)
-    normalize = bool(normalize)
+    params = check_ann_params(ann_params, x.shape[0], x.shape[1], k + 1)
+    as_rng(rng)  # checked before any index is built
+    return _knn(
+        x,
+        k,
+        backend,
+        approx,
+        params,
+        block_size=block_size,
+        normalize=bool(normalize),
+        device=device,
+        rng=rng,
+        progress=progress,
+    )
+
+
+def _knn(
+    x: Any,
+    k: int,
+    backend: str,
+    approx: bool | None = None,
+    params: dict[str, int] | None = None,
+    *,
+    block_size: int | None = None,
+    normalize: bool = True,
+    device: Any = None,
+    rng: Any = None,
+    progress: Progress | None = None,
+) -> KnnGraph:
+    """:func:`knn` on checked features (tensors for ``backend="torch"``) with a resolved backend.
+
+    ``approx=None`` decides from the size (:data:`EXACT_MAX_N`); ``params=None`` are :func:`ann_defaults`.
+    """
     if backend == "torch":
         indices, sims = _search_torch(x, x, k + 1, block_size, normalize, True, progress)
-        indices, distances = self_first(indices, to_distances(sims))
-    elif approx if approx is not None else _auto_ann(backend, device, x.shape[0]):
-        params = check_ann_params(ann_params, x.shape[0], x.shape[1], k + 1)
-        as_rng(rng)  # checked before the index is built
+        return KnnGraph(*self_first(indices, to_distances(sims)), includes_self=True)
+    if approx if approx is not None else _auto_ann(backend, device, x.shape[0]):
+        params = ann_defaults(x.shape[0], x.shape[1], k + 1) if params is None else params
         index = hnsw_index(x, normalize, params, progress)
         indices, sims = search_hnsw(index, x, k + 1, normalize, progress)
         indices, distances = self_first(indices, to_distances(sims))
         with one_step(progress, "knn recall"):
             recall = estimate_recall(index, x, (indices, distances), normalize, params["recall_sample"], rng)
         return KnnGraph(indices, distances, includes_self=True, recall=recall)
-    else:
-        indices, distances = _knn_graph(unit_rows(x, normalize), k + 1, backend, block_size, device, progress)
+    indices, distances = _knn_graph(unit_rows(x, normalize), k + 1, backend, block_size, device, progress)
     return KnnGraph(indices, distances, includes_self=True)
 
 
@@ -528,17 +559,15 @@ def jaccard_distance(
         raise TypeError("jaccard_distance needs feats or knn (a kNN graph), got neither")
     graph_head = knn[0] if isinstance(knn, (tuple, list)) and len(knn) == 2 else None
     backend = _resolve_backend(backend, feats if feats is not None else graph_head)
-    x = None
-    n = None
+    x: Any = None
+    graph: tuple[np.ndarray, np.ndarray] | None = None
     if feats is not None:
         x = _torch_features((feats, "feats"))[0] if backend == "torch" else check_features(feats, "feats")
-        n = x.shape[0]
     if knn is not None:
-        indices, distances = _with_self(check_knn_graph(knn, "knn", n=n))
-        n = indices.shape[0]
-        if n == 0:
+        graph = _with_self(check_knn_graph(knn, "knn", n=None if x is None else x.shape[0]))
+        if graph[0].shape[0] == 0:
             raise ValueError("knn must not be empty, got a graph with 0 rows")
-    assert n is not None  # checked above: feats or knn
+    n = x.shape[0] if graph is None else graph[0].shape[0]
     k1 = check_int(k1, "k1", low=1, high=n)
     k2 = check_int(k2, "k2", low=1)
     if k2 > k1:
@@ -550,25 +579,46 @@ def jaccard_distance(
     if max_distance is not None:
         max_distance = check_probability(max_distance, "max_distance")
     progress = check_progress(progress)
-    if knn is None and backend == "torch":
-        indices, sims = _search_torch(x, x, k1, block_size, True, True, progress)
-        indices, distances = self_first(indices, to_distances(sims))
-    elif knn is None:
-        assert x is not None  # checked above: feats or knn
-        indices, distances = _knn_graph(unit_rows(x, True), k1, backend, block_size, None, progress)
-    else:
-        if indices.shape[1] < k1:
+    if graph is not None:
+        if graph[0].shape[1] < k1:
             raise ValueError(
                 f"knn must hold at least k1 - 1 = {k1 - 1} neighbours besides each sample (k1={k1} counts the "
-                f"sample itself), got {indices.shape[1] - 1}: compute it with knn(feats, {k1 - 1}) or wider"
+                f"sample itself), got {graph[0].shape[1] - 1}: compute it with knn(feats, {k1 - 1}) or wider"
             )
-        _check_distinct_rows(indices)
+        _check_distinct_rows(graph[0])
+    device = None
+    if backend == "torch":
+        device = x.device if x is not None else getattr(graph_head, "device", "cpu")
+    return _jaccard(x, graph, k1, k2, backend, dtype, block_size, max_distance, device, progress)
+
+
+def _jaccard(
+    x: Any,
+    graph: tuple[np.ndarray, np.ndarray] | None,
+    k1: int,
+    k2: int,
+    backend: str,
+    dtype: np.dtype = _FLOAT32,
+    block_size: int | None = None,
+    max_distance: float | None = None,
+    device: Any = None,
+    progress: Progress | None = None,
+) -> sp.csr_matrix:
+    """:func:`jaccard_distance` on checked inputs with a resolved backend.
+
+    ``graph``: a checked (indices, distances) pair with the self column, at least ``k1`` wide and
+    distinct per row, or None to search it in ``x``; ``device``: where the torch backend runs.
+    """
+    if graph is not None:
+        indices, distances = graph
+    elif backend == "torch":
+        indices, sims = _search_torch(x, x, k1, block_size, True, True, progress)
+        indices, distances = self_first(indices, to_distances(sims))
+    else:
+        indices, distances = _knn_graph(unit_rows(x, True), k1, backend, block_size, None, progress)
+    n = indices.shape[0]
     acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
     if backend == "torch":
-        if x is not None:
-            device = x.device
-        else:
-            device = graph_head.device if graph_head is not None and _torch_backend().is_tensor(graph_head) else "cpu"
         with one_step(progress, "jaccard"):
             kept = _torch_backend().jaccard_blocks(
                 x,
