@@ -383,7 +383,7 @@ def _rank_within(keys: np.ndarray, order: np.ndarray) -> np.ndarray:
     return rank
 
 
-def stage1_local_labels(
+def stage1_local_labels(  # noqa: PLR0915
     pids: Any,
     cams: Any,
     *,

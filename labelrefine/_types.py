@@ -194,6 +194,21 @@ def check_knn_graph(graph: Any, name: str = "knn", *, n: int | None = None) -> K
             f"{name} indices must lie in [0, {n_rows}) (row numbers of the same samples), "
             f"got values in [{indices.min()}, {indices.max()}]"
         )
+    _check_distances(distances, indices, name)
+    self_first = bool(indices.shape[1]) and bool((indices[:, 0] == np.arange(n_rows)).all())
+    if includes_self is None:
+        includes_self = self_first and n_rows > 0
+    elif includes_self and n_rows and not self_first:
+        row = int(np.flatnonzero(indices[:, 0] != np.arange(n_rows))[0])
+        raise ValueError(
+            f"{name} says includes_self=True but column 0 is not the sample itself: row {row} starts with "
+            f"{int(indices[row, 0])}; build it with knn() or pass includes_self=False"
+        )
+    return KnnGraph(indices.astype(np.int64, copy=False), distances, bool(includes_self), recall)
+
+
+def _check_distances(distances: np.ndarray, indices: np.ndarray, name: str) -> None:
+    """Finite cosine distances in [0, 2], sorted along each row (float rounding tolerated)."""
     if not np.isfinite(distances).all():
         raise ValueError(f"{name} distances must be finite, got NaN or infinity")
     if distances.size:
@@ -215,13 +230,3 @@ def check_knn_graph(graph: Any, name: str = "knn", *, n: int | None = None) -> K
                 f"{name} distances must be sorted in increasing order along each row (nearest first), "
                 f"got row {row} = {np.round(distances[row, :6], 4).tolist()}" + _graph_hint(indices, distances)
             )
-    self_first = bool(indices.shape[1]) and bool((indices[:, 0] == np.arange(n_rows)).all())
-    if includes_self is None:
-        includes_self = self_first and n_rows > 0
-    elif includes_self and n_rows and not self_first:
-        row = int(np.flatnonzero(indices[:, 0] != np.arange(n_rows))[0])
-        raise ValueError(
-            f"{name} says includes_self=True but column 0 is not the sample itself: row {row} starts with "
-            f"{int(indices[row, 0])}; build it with knn() or pass includes_self=False"
-        )
-    return KnnGraph(indices.astype(np.int64, copy=False), distances, bool(includes_self), recall)

@@ -155,6 +155,7 @@ def check_jaccard_against_reference(out, ref_d, ref_s, atol=1e-5):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("n", "k", "block_size"), [(60, 1, None), (60, 6, None), (60, 59, 13), (1100, 4, 300)])
 def test_knn_matches_brute_force_loop(backend, n, k, block_size):

@@ -53,6 +53,7 @@ def test_approximate_graph_keeps_the_graph_contract():
     assert graph.neighbors(5).recall == graph.recall
 
 
+@pytest.mark.slow
 def test_reported_recall_is_the_measured_recall():
     x = clustered()
     exact = knn(x, 10, backend="numpy")
@@ -64,6 +65,7 @@ def test_reported_recall_is_the_measured_recall():
     assert sampled.recall == pytest.approx(measured_recall(sampled, exact), abs=0.03)
 
 
+@pytest.mark.slow
 def test_default_index_finds_the_true_neighbours():
     x = clustered()
     approx = knn(x, 10, exact=False, rng=0)
