@@ -165,7 +165,7 @@ def _max_rss() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def worker(spec: dict) -> dict:
+def worker(spec: dict) -> dict:  # noqa: C901, PLR0912, PLR0915
     from labelrefine.cluster import dbscan_cluster, infomap_cluster
     from labelrefine.neighbors import jaccard_distance, knn
 
@@ -262,7 +262,7 @@ def fmt(value, digits=2):
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per case (default 3, quick 2)")

@@ -60,7 +60,7 @@ def _row(n, name, seconds, peak, cuda, ratio, agreement) -> list[str]:
     return [str(n), name, _fmt(seconds), _fmt(peak, 0), _fmt(cuda, 0), _fmt(ratio, 1), agreement]
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901, PLR0915
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", help="device of the torch backend: cpu, cuda, cuda:N")
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="N values (default 12936; quick: 2000)")

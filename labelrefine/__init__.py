@@ -18,6 +18,12 @@ __version__ = "0.1.0"
 from .refine import RefineResult, refine, refine_with_pivots, relabel
 
 _EXPORTS = {
+    "PIVOT_RULES": "pivots",
+    "pivot_rules": "pivots",
+    "register_pivot_rule": "pivots",
+    "CLUSTER_METHODS": "cluster",
+    "cluster_methods": "cluster",
+    "register_cluster_method": "cluster",
     "pivot_scores": "pivots",
     "select_pivots": "pivots",
     "KnnGraph": "neighbors",
@@ -51,6 +57,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CLUSTER_METHODS",
+    "PIVOT_RULES",
     "ClusterReport",
     "ImpurityReport",
     "KnnGraph",
@@ -64,6 +72,7 @@ __all__ = [
     "camera_weights",
     "cluster_camera",
     "cluster_centroids",
+    "cluster_methods",
     "cluster_per_camera",
     "cluster_report",
     "cluster_stats",
@@ -80,9 +89,12 @@ __all__ = [
     "make_camera_biased",
     "nmi",
     "pairwise_scores",
+    "pivot_rules",
     "pivot_scores",
     "refine",
     "refine_with_pivots",
+    "register_cluster_method",
+    "register_pivot_rule",
     "relabel",
     "select_pivots",
     "suggest_eps",
@@ -92,13 +104,16 @@ if TYPE_CHECKING:
     from ._progress import console_progress
     from .agreement import camera_agreement
     from .cluster import (
+        CLUSTER_METHODS,
         camera_weights,
         cluster_camera,
         cluster_centroids,
+        cluster_methods,
         cluster_per_camera,
         cluster_stats,
         dbscan_cluster,
         infomap_cluster,
+        register_cluster_method,
         suggest_eps,
     )
     from .metrics import (
@@ -113,7 +128,7 @@ if TYPE_CHECKING:
         pairwise_scores,
     )
     from .neighbors import KnnGraph, jaccard_distance, knn, knn_search
-    from .pivots import pivot_scores, select_pivots
+    from .pivots import PIVOT_RULES, pivot_rules, pivot_scores, register_pivot_rule, select_pivots
     from .retrieval import Protocol, RetrievalResult, evaluate_retrieval
     from .schedules import get_schedule
     from .synthetic import make_camera_biased

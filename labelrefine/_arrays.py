@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dense_codes", "is_member", "unique_sorted"]
+__all__ = ["contiguous_labels", "dense_codes", "is_member", "unique_sorted"]
 
 
 def unique_sorted(values: np.ndarray) -> np.ndarray:
@@ -39,3 +39,14 @@ def dense_codes(values: np.ndarray) -> np.ndarray:
     codes = np.empty(values.shape[0], dtype=np.int64)
     codes[order] = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]])
     return codes
+
+
+def contiguous_labels(labels: np.ndarray) -> np.ndarray:
+    """Checked int64 labels with their cluster ids mapped to ``0..K-1`` in increasing order; -1 stays -1.
+
+    The kernel of :func:`labelrefine.relabel`, for callers whose labels are already checked.
+    """
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    clustered = labels >= 0
+    out[clustered] = dense_codes(labels[clustered])
+    return out

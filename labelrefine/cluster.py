@@ -17,44 +17,52 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
+from ._arrays import contiguous_labels
 from ._optional import import_optional
 from ._progress import Progress, check_progress, one_step, ranges
+from ._types import KnnGraph, check_knn_graph
 from ._validation import (
-    KnnGraph,
     as_rng,
     check_cameras,
     check_choice,
     check_features,
     check_int,
-    check_knn_graph,
     check_labels,
     check_probability,
     check_real,
     check_same_length,
     seed_from,
 )
-from .refine import relabel
 
 AGGLOMERATIVE_MAX = 30_000
 """Largest camera ``method="agglomerative"`` clusters: its dense float64 matrix is then 6.7 GiB."""
+CLUSTER_METHODS: tuple[str, ...] = ("agglomerative", "dbscan", "infomap")
+"""The built-in ``method`` values of :func:`cluster_per_camera`; :func:`cluster_methods` adds the registered ones."""
 
 __all__ = [
     "AGGLOMERATIVE_MAX",
+    "CLUSTER_METHODS",
+    "CameraOptions",
+    "ClusterMethod",
     "ClusterStats",
     "camera_weights",
     "cluster_camera",
     "cluster_centroids",
+    "cluster_methods",
     "cluster_per_camera",
     "cluster_stats",
     "dbscan_cluster",
     "infomap_cluster",
+    "register_cluster_method",
     "suggest_eps",
+    "unregister_cluster_method",
 ]
 
 
@@ -64,7 +72,7 @@ def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     sizes = np.bincount(labels[clustered]) if clustered.any() else np.zeros(0, dtype=np.int64)
     small = np.zeros(labels.shape, dtype=bool)
     small[clustered] = sizes[labels[clustered]] <= min_size
-    return relabel(np.where(small, -1, labels))
+    return contiguous_labels(np.where(small, -1, labels))
 
 
 def infomap_cluster(
@@ -116,15 +124,23 @@ def infomap_cluster(
     >>> labels.shape == data.pids.shape
     True
     """
-    indices, distances = check_knn_graph(knn, "knn")
+    graph = check_knn_graph(knn, "knn")
     min_sim = check_probability(min_sim, "min_sim")
     min_size = check_int(min_size, "min_size", low=0)
     seed = seed_from(rng, "rng", low=1)
     trials = check_int(trials, "trials", low=1)
     progress = check_progress(progress)
-    n = indices.shape[0]
-    if n == 0:
+    if graph.n == 0:
         raise ValueError("knn must not be empty (one row per sample), got a graph with 0 rows")
+    return _infomap(graph, min_sim, min_size, seed, trials, progress)
+
+
+def _infomap(
+    graph: KnnGraph, min_sim: float, min_size: int, seed: int, trials: int = 1, progress: Progress | None = None
+) -> np.ndarray:
+    """:func:`infomap_cluster` on a checked, non-empty graph with an int seed >= 1."""
+    indices, distances = graph
+    n = indices.shape[0]
     infomap = import_optional("infomap")  # after the argument checks: their errors need no Infomap
     rows = np.broadcast_to(np.arange(n)[:, None], indices.shape)
     similarity = 1.0 - distances
@@ -226,12 +242,19 @@ def dbscan_cluster(
     ValueError
         A non-square or empty matrix, negative or non-finite distances, ``eps`` outside (0, 1).
     """
-    from sklearn.cluster import DBSCAN
-
     eps = _check_eps(eps)
     min_samples = check_int(min_samples, "min_samples", low=1)
     matrix = _check_sparse_distances(jaccard, "jaccard")
     progress = check_progress(progress)
+    return _dbscan(matrix, eps, min_samples, n_jobs, progress)
+
+
+def _dbscan(
+    matrix: sp.csr_matrix, eps: float, min_samples: int, n_jobs: int | None = None, progress: Progress | None = None
+) -> np.ndarray:
+    """:func:`dbscan_cluster` on a checked sparse distance matrix."""
+    from sklearn.cluster import DBSCAN
+
     model = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=n_jobs)
     with one_step(progress, "dbscan"):
         return model.fit_predict(matrix).astype(np.int64)
@@ -296,7 +319,7 @@ def cluster_per_camera(
     feats: Any,
     cams: Any,
     *,
-    method: Literal["agglomerative", "dbscan", "infomap"] = "agglomerative",
+    method: str = "agglomerative",
     images_per_cluster: int = 5,
     k1: int = 30,
     k2: int = 6,
@@ -319,12 +342,14 @@ def cluster_per_camera(
         Features (L2-normalised internally, not in place).
     cams : array-like of shape (N,)
         Camera of each sample.
-    method : {"agglomerative", "dbscan", "infomap"}, default "agglomerative"
-        ``"agglomerative"``: Jaccard distance (``k1``, ``k2``) + agglomerative clustering with
-        ``linkage`` and ``n_clusters = max(1, n_c // images_per_cluster)`` (``n_c / 5`` in the paper); dense
-        per camera, see the module notes for its cost. ``"dbscan"``: DBSCAN on the sparse
-        Jaccard matrix with ``eps``. ``"infomap"``: Infomap on a kNN graph with ``k`` and
-        ``min_sim``. The last two stay O(n_c k) in memory for large cameras.
+    method : str, default "agglomerative"
+        One of :func:`cluster_methods` (the built-in :data:`CLUSTER_METHODS`, or a method added
+        with :func:`register_cluster_method`). ``"agglomerative"``: Jaccard distance (``k1``,
+        ``k2``) + agglomerative clustering with ``linkage`` and
+        ``n_clusters = max(1, n_c // images_per_cluster)`` (``n_c / 5`` in the paper); dense per
+        camera, see the module notes for its cost. ``"dbscan"``: DBSCAN on the sparse Jaccard
+        matrix with ``eps``. ``"infomap"``: Infomap on a kNN graph with ``k`` and ``min_sim``.
+        The last two stay O(n_c k) in memory for large cameras.
     images_per_cluster : int, default 5
         Expected images per identity in one camera (agglomerative only).
     k1, k2 : int
@@ -358,15 +383,16 @@ def cluster_per_camera(
     x = check_features(feats)
     cam_codes = check_cameras(cams, "cams", n=x.shape[0])
     # rng is passed on as given, so that each camera is clustered as cluster_camera(..., rng=rng) would
-    options = _camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng)
+    entry, options = _camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng, x)
     progress = check_progress(progress)
-    _check_dense(method, int(np.bincount(cam_codes).max()))
+    if entry.check_size is not None:
+        entry.check_size(int(np.bincount(cam_codes).max()))
     labels = np.full(x.shape[0], -1, dtype=np.int64)
     next_id = 0
     n_cams = int(cam_codes.max()) + 1
     for cam, _ in ranges(progress, "per-camera clustering", n_cams, 1):  # loop over cameras: few, each vectorised
         members = np.flatnonzero(cam_codes == cam)
-        local = _cluster_one(x[members], *options)
+        local = _cluster_one(x[members], entry, options)
         labels[members] = np.where(local >= 0, local + next_id, -1)
         next_id += int(local.max()) + 1 if (local >= 0).any() else 0
     return labels
@@ -375,7 +401,7 @@ def cluster_per_camera(
 def cluster_camera(
     feats: Any,
     *,
-    method: Literal["agglomerative", "dbscan", "infomap"] = "agglomerative",
+    method: str = "agglomerative",
     images_per_cluster: int = 5,
     k1: int = 30,
     k2: int = 6,
@@ -409,69 +435,173 @@ def cluster_camera(
     (True, True)
     """
     x = check_features(feats)
-    _check_dense(method, x.shape[0])
-    return _cluster_one(x, *_camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng))
+    entry, options = _camera_options(method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng, x)
+    if entry.check_size is not None:
+        entry.check_size(x.shape[0])
+    return _cluster_one(x, entry, options)
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    """The checked options of one per-camera clustering call, as a clustering method receives them.
+
+    Attributes
+    ----------
+    images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng :
+        As :func:`cluster_per_camera` takes them (``k1``, ``k2`` and ``k`` not yet shrunk to the camera).
+    backend : str
+        The kNN backend chosen once for the call (``"faiss"`` or ``"numpy"``), for
+        ``labelrefine.neighbors.knn(..., backend=options.backend)``.
+    """
+
+    images_per_cluster: int
+    k1: int
+    k2: int
+    eps: float
+    min_sim: float
+    k: int
+    linkage: str
+    rng: int | np.random.Generator | None
+    backend: str
+
+
+ClusterMethod = Callable[[np.ndarray, CameraOptions], np.ndarray]
+"""``method(feats, options) -> labels`` for the images of one camera (at least 2), -1 for outliers."""
+
+
+@dataclass(frozen=True)
+class _Method:
+    cluster: ClusterMethod
+    check_size: Callable[[int], None] | None
+
+
+_METHODS: dict[str, _Method] = {}
+
+
+def register_cluster_method(
+    name: str, *, check_size: Callable[[int], None] | None = None
+) -> Callable[[ClusterMethod], ClusterMethod]:
+    """Decorator that makes ``cluster_per_camera(..., method=name)`` call the decorated ``method(feats, options)``.
+
+    Parameters
+    ----------
+    name : str
+        The method's name; a name already registered is refused (:func:`unregister_cluster_method` first).
+    check_size : callable, optional
+        ``check_size(n_images)``, called with the largest camera before any camera is clustered;
+        it raises ``ValueError`` for a camera the method cannot take.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> @register_cluster_method("one-cluster")
+    ... def one_cluster(feats, options):
+    ...     return np.zeros(feats.shape[0], dtype=np.int64)
+    >>> cluster_camera(np.eye(3), method="one-cluster").tolist()
+    [0, 0, 0]
+    >>> unregister_cluster_method("one-cluster")
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if name in _METHODS:
+        raise ValueError(f"name must be a new clustering method, got {name!r}, which is registered already")
+
+    def register(method: ClusterMethod) -> ClusterMethod:
+        _METHODS[name] = _Method(method, check_size)
+        return method
+
+    return register
+
+
+def unregister_cluster_method(name: str) -> None:
+    """Remove a method added with :func:`register_cluster_method` (the built-in methods cannot be removed)."""
+    if name in CLUSTER_METHODS or name not in _METHODS:
+        raise ValueError(f"name must be a method added with register_cluster_method, got {name!r}")
+    del _METHODS[name]
+
+
+def cluster_methods() -> tuple[str, ...]:
+    """Every ``method`` that :func:`cluster_per_camera` accepts now: :data:`CLUSTER_METHODS` and the registered ones."""
+    return tuple(_METHODS)
 
 
 def _camera_options(
-    method: str,
-    images_per_cluster: int,
-    k1: int,
-    k2: int,
-    eps: float,
-    min_sim: float,
-    k: int,
-    linkage: str,
-    rng: int | np.random.Generator | None,
-) -> tuple[str, int, int, int, float, float, int, str, int | np.random.Generator | None]:
-    """The per-camera clustering options, checked, in the order :func:`_cluster_one` takes them."""
-    check_choice(method, "method", ("agglomerative", "dbscan", "infomap"))
-    check_choice(linkage, "linkage", ("average", "complete", "single"))
-    images_per_cluster = check_int(images_per_cluster, "images_per_cluster", low=1)
-    k1 = check_int(k1, "k1", low=1)
-    k2 = check_int(k2, "k2", low=1, high=k1)
-    k = check_int(k, "k", low=1)
-    eps = _check_eps(eps)
-    min_sim = check_probability(min_sim, "min_sim")
-    as_rng(rng)  # checked here; infomap_cluster normalises it
-    return method, images_per_cluster, k1, k2, eps, min_sim, k, linkage, rng
-
-
-def _cluster_one(
+    method: Any,
+    images_per_cluster: Any,
+    k1: Any,
+    k2: Any,
+    eps: Any,
+    min_sim: Any,
+    k: Any,
+    linkage: Any,
+    rng: Any,
     x: np.ndarray,
-    method: str,
-    images_per_cluster: int,
-    k1: int,
-    k2: int,
-    eps: float,
-    min_sim: float,
-    k: int,
-    linkage: str,
-    rng: int | np.random.Generator | None,
-) -> np.ndarray:
-    from .neighbors import jaccard_distance, knn
+) -> tuple[_Method, CameraOptions]:
+    """The registered method and its checked options; the kNN backend is chosen here, once per call."""
+    from .neighbors import _resolve_backend
 
-    n_c = x.shape[0]
-    if n_c == 1:
+    entry = _METHODS[check_choice(method, "method", cluster_methods())]
+    check_choice(linkage, "linkage", ("average", "complete", "single"))
+    k1 = check_int(k1, "k1", low=1)
+    as_rng(rng)  # checked here; each method normalises it
+    options = CameraOptions(
+        images_per_cluster=check_int(images_per_cluster, "images_per_cluster", low=1),
+        k1=k1,
+        k2=check_int(k2, "k2", low=1, high=k1),
+        eps=_check_eps(eps),
+        min_sim=check_probability(min_sim, "min_sim"),
+        k=check_int(k, "k", low=1),
+        linkage=linkage,
+        rng=rng,
+        backend=_resolve_backend("auto", x),
+    )
+    return entry, options
+
+
+def _cluster_one(x: np.ndarray, entry: _Method, options: CameraOptions) -> np.ndarray:
+    """One camera's labels: a single image is its own cluster, more go to the method."""
+    if x.shape[0] == 1:
         return np.zeros(1, dtype=np.int64)
-    if method == "infomap":
-        return infomap_cluster(knn(x, min(k, n_c - 1)), min_sim=min_sim, rng=rng)
-    cam_k1 = min(k1, n_c - 1)
-    if method == "dbscan":  # pairs farther than eps never matter to DBSCAN
-        jaccard = jaccard_distance(x, k1=cam_k1, k2=min(k2, cam_k1), max_distance=eps)
-        return dbscan_cluster(jaccard, eps=eps)
-    jaccard = jaccard_distance(x, k1=cam_k1, k2=min(k2, cam_k1))
-    return _agglomerative(jaccard, max(1, n_c // images_per_cluster), linkage)
+    return entry.cluster(x, options)
 
 
-def _check_dense(method: str, n_c: int) -> None:
+def _check_dense(n_c: int) -> None:
     """Refuse agglomerative clustering of a camera whose dense distance matrix would not fit."""
-    if method == "agglomerative" and n_c > AGGLOMERATIVE_MAX:
+    if n_c > AGGLOMERATIVE_MAX:
         raise ValueError(
             f"method='agglomerative' needs a dense {n_c} x {n_c} distance matrix for a camera with {n_c} images "
             f"({n_c * n_c * 8 / 2**30:.0f} GiB); it is limited to cameras of at most {AGGLOMERATIVE_MAX} images: "
             "use method='dbscan' or method='infomap', which stay sparse"
         )
+
+
+@register_cluster_method("agglomerative", check_size=_check_dense)
+def _agglomerative_camera(x: np.ndarray, options: CameraOptions) -> np.ndarray:
+    """Jaccard distance and agglomerative clustering into ``n_c // images_per_cluster`` clusters."""
+    from .neighbors import _jaccard
+
+    k1 = min(options.k1, x.shape[0] - 1)
+    jaccard = _jaccard(x, None, k1, min(options.k2, k1), options.backend)
+    return _agglomerative(jaccard, max(1, x.shape[0] // options.images_per_cluster), options.linkage)
+
+
+@register_cluster_method("dbscan")
+def _dbscan_camera(x: np.ndarray, options: CameraOptions) -> np.ndarray:
+    """DBSCAN on the sparse Jaccard distance (pairs farther than ``eps`` never matter to it)."""
+    from .neighbors import _jaccard
+
+    k1 = min(options.k1, x.shape[0] - 1)
+    jaccard = _jaccard(x, None, k1, min(options.k2, k1), options.backend, max_distance=options.eps)
+    return _dbscan(jaccard, options.eps, 4)
+
+
+@register_cluster_method("infomap")
+def _infomap_camera(x: np.ndarray, options: CameraOptions) -> np.ndarray:
+    """Infomap on the camera's kNN graph (``k`` shrunk to the camera)."""
+    from .neighbors import _knn
+
+    graph = _knn(x, min(options.k, x.shape[0] - 1), options.backend)
+    return _infomap(graph, options.min_sim, 1, seed_from(options.rng, "rng", low=1))
 
 
 def _agglomerative(distances: sp.spmatrix, n_clusters: int, linkage: str) -> np.ndarray:
@@ -504,7 +634,7 @@ def camera_weights(labels: Any, cams: Any) -> np.ndarray:
     -------
     numpy.ndarray of float64, shape (K,)
         One weight per cluster, in increasing order of cluster id (``np.unique(labels[labels >= 0])``):
-        for contiguous ids ``0..K-1`` (:func:`~labelrefine.refine.relabel`), position ``j`` is
+        for contiguous ids ``0..K-1`` (:func:`~labelrefine.relabel`), position ``j`` is
         cluster ``j``.
 
     Examples
@@ -583,7 +713,7 @@ def cluster_centroids(feats: Any, labels: Any) -> np.ndarray:
         Floating-point features (float16 is computed in float32).
     labels : array-like of int, shape (N,)
         Cluster ids, contiguous ``0..C-1`` (every id used at least once); ``-1`` samples are
-        ignored. Make ids contiguous with :func:`labelrefine.refine.relabel`.
+        ignored. Make ids contiguous with :func:`labelrefine.relabel`.
 
     Returns
     -------
@@ -619,7 +749,7 @@ def cluster_centroids(feats: Any, labels: Any) -> np.ndarray:
         missing = np.flatnonzero(counts == 0)[:5].tolist()
         raise ValueError(
             f"labels must be contiguous cluster ids 0..C-1 (C = {num}); ids {missing} are unused. "
-            "Make them contiguous with labelrefine.refine.relabel(labels)"
+            "Make them contiguous with labelrefine.relabel(labels)"
         )
     unit = x[keep] / np.maximum(np.linalg.norm(x[keep], axis=1, keepdims=True), 1e-12).astype(x.dtype)
     members = sp.csr_matrix((np.ones(keep.size, dtype=x.dtype), (lab[keep], np.arange(keep.size))), (num, keep.size))

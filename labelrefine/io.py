@@ -144,7 +144,7 @@ def _load_pt(path: Path, key: str | None, name: str) -> np.ndarray:
     return (obj.float() if obj.dtype == torch.bfloat16 else obj).numpy()
 
 
-def load_array(path: str | Path, name: str) -> np.ndarray:
+def load_array(path: str | Path, name: str) -> np.ndarray:  # noqa: C901
     """Load ``path`` for the argument ``name`` with errors that name both.
 
     Parameters

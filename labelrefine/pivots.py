@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from ._types import KnnGraph, check_knn_graph
 from ._validation import (
-    KnnGraph,
+    check_bool,
     check_cameras,
     check_choice,
     check_features,
     check_int,
-    check_knn_graph,
     check_labels,
     check_probability,
+    check_real,
     to_numpy,
 )
 
@@ -23,9 +26,14 @@ __all__ = [
     "EVERY_PIVOT_RULES",
     "LINKED_RULES",
     "PIVOT_RULES",
+    "RuleInput",
+    "RulePlan",
     "neighbours_without_self",
+    "pivot_rules",
     "pivot_scores",
+    "register_pivot_rule",
     "select_pivots",
+    "unregister_pivot_rule",
 ]
 
 PivotRule = Literal["cross-camera", "algorithm1", "all", "linked", "camera-linked", "camera", "cluster", "reference"]
@@ -39,7 +47,10 @@ PIVOT_RULES: tuple[str, ...] = (
     "cluster",
     "reference",
 )
-"""Every ``rule`` that :func:`labelrefine.refine` and :func:`select_pivots` accept."""
+"""The built-in rules, every ``rule`` that :func:`select_pivots` accepts.
+
+:func:`labelrefine.refine` also takes the rules added with :func:`register_pivot_rule` (all
+names: :func:`pivot_rules`)."""
 # the library's default, chosen by the measured study (benchmarks/refine_quality.py, docs "Choosing a pivot rule")
 DEFAULT_RULE = "cross-camera"
 # rules whose pivots are every sample above the mean score (Sec. III-C); they differ in what pivots vouch for
@@ -52,19 +63,22 @@ ScoreFormula = Literal["eq4", "reference"]
 _EPS = 1e-12
 
 
-def graph_from(feats: Any, knn: Any, k: int, neighbours: int) -> KnnGraph:
-    """The kNN graph: ``knn`` checked, or computed from ``feats`` (``neighbours`` others) when ``knn`` is None."""
+def graph_from(feats: Any, knn: Any, k: int, neighbours: int) -> tuple[KnnGraph, np.ndarray | None]:
+    """The kNN graph and the features checked on the way (None when only ``knn`` was read).
+
+    ``knn`` is checked, or the graph computed from ``feats`` (``neighbours`` others) when ``knn`` is None.
+    """
     if feats is None and knn is None:
         raise ValueError("give feats (to compute the kNN graph) or knn (a precomputed graph); got neither")
     if knn is None:
         x = check_features(feats)
         _check_k(k, x.shape[0], "feats")
-        from .neighbors import knn as compute_knn
+        from .neighbors import _knn, _resolve_backend
 
-        return compute_knn(x, neighbours)
+        return _knn(x, neighbours, _resolve_backend("auto", x)), x
     graph = check_knn_graph(knn)
     _check_k(k, graph.indices.shape[0], "knn")
-    return graph
+    return graph, None
 
 
 def _check_k(k: int, n: int, source: str) -> None:
@@ -168,7 +182,7 @@ def pivot_scores(
         raise ValueError("give exactly one of feats (to compute the kNN graph) or knn (a precomputed graph)")
     if not eq4:
         min_sim = check_probability(min_sim, "min_sim")
-    indices, distances = graph_from(feats, knn, k, neighbours=k if eq4 else k - 1)
+    indices, distances = graph_from(feats, knn, k, neighbours=k if eq4 else k - 1)[0]
     return scores_from_graph(indices, distances, k, "eq4" if eq4 else "reference", min_sim)
 
 
@@ -237,10 +251,13 @@ def select_pivots(
         raise ValueError(f"scores must be a 1-D real array, got shape {scores.shape} and dtype {scores.dtype}")
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite, got NaN or infinity")
-    n = scores.shape[0]
-    labels = check_labels(global_labels, "global_labels", n=n)
-    cam_codes = check_cameras(cams, "cams", n=n)
-    if n == 0:
+    labels = check_labels(global_labels, "global_labels", n=scores.shape[0])
+    return _select_pivots(scores, labels, check_cameras(cams, "cams", n=scores.shape[0]), rule)
+
+
+def _select_pivots(scores: np.ndarray, labels: np.ndarray, cam_codes: np.ndarray, rule: str) -> np.ndarray:
+    """:func:`select_pivots` on checked arrays (``cam_codes`` 0..C-1) and a built-in ``rule``."""
+    if scores.shape[0] == 0:
         return np.empty(0, dtype=np.int64)
     eligible = np.flatnonzero((scores > scores.mean()) & (labels >= 0))
     if rule in EVERY_PIVOT_RULES:
@@ -255,3 +272,182 @@ def select_pivots(
     first = np.ones(order.size, dtype=bool)
     first[1:] = (sorted_groups[:, 1:] != sorted_groups[:, :-1]).any(axis=0)
     return np.sort(eligible[order[first]])
+
+
+# ----------------------------------------------------------------------------------------------
+# the registry of pivot rules: what refine(rule=...) dispatches on
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleInput:
+    """What a pivot rule sees in one :func:`labelrefine.refine` call; every array is already checked.
+
+    Attributes
+    ----------
+    global_labels, local_labels : numpy.ndarray of int64, shape (N,)
+        Global and local cluster ids, -1 = none.
+    cams : numpy.ndarray of int64, shape (N,)
+        Camera codes ``0..C-1``.
+    scores : numpy.ndarray of float64, shape (N,)
+        Pivot scores by the rule's formula (paper Eq. 4 unless registered with ``formula="reference"``).
+    graph : KnnGraph
+        The kNN graph the scores came from (at least ``k`` neighbours besides each sample).
+    feats : numpy.ndarray or None
+        The checked features: always given to a rule registered with ``needs_feats=True``.
+    k : int
+        Neighbours of the score.
+    link_k, max_deviation :
+        ``refine``'s options as the caller passed them, unchecked: a rule that reads one checks it.
+    """
+
+    global_labels: np.ndarray
+    local_labels: np.ndarray
+    cams: np.ndarray
+    scores: np.ndarray
+    graph: KnnGraph
+    feats: np.ndarray | None
+    k: int
+    link_k: Any
+    max_deviation: Any
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """What a pivot rule decides; :func:`labelrefine.refine` applies it (paper Eq. 5).
+
+    Attributes
+    ----------
+    pivots : numpy.ndarray of int
+        Indices of the pivots; a member of a refined group is kept when a pivot vouches for it.
+    links : numpy.ndarray of int64, shape (N, m), optional
+        Each sample's neighbours (itself excluded): local clusters joined to a vouched one by
+        mutual neighbours are vouched for too (the ``"linked"`` rules).
+    every : bool, default False
+        Keep a member only when every pivot of its group vouches for it (``"algorithm1"``).
+    evidence : tuple (features, max_deviation), optional
+        Let the other cameras decide where they can (the ``"cross-camera"`` rule).
+    """
+
+    pivots: np.ndarray
+    links: np.ndarray | None = None
+    every: bool = False
+    evidence: tuple[np.ndarray, float] | None = None
+
+
+@dataclass(frozen=True)
+class _Rule:
+    plan: Callable[[RuleInput], RulePlan]
+    formula: ScoreFormula
+    needs_feats: bool
+
+
+_RULES: dict[str, _Rule] = {}
+
+
+def register_pivot_rule(
+    name: str, *, formula: ScoreFormula = "eq4", needs_feats: bool = False
+) -> Callable[[Callable[[RuleInput], RulePlan]], Callable[[RuleInput], RulePlan]]:
+    """Decorator that makes ``refine(..., rule=name)`` call the decorated ``plan(inputs) -> RulePlan``.
+
+    Parameters
+    ----------
+    name : str
+        The rule's name; a name already registered is refused (:func:`unregister_pivot_rule` first).
+    formula : {"eq4", "reference"}, default "eq4"
+        Score formula of :func:`pivot_scores` that fills ``RuleInput.scores``.
+    needs_feats : bool, default False
+        The rule reads ``RuleInput.feats``: ``refine`` then refuses a call without features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelrefine import refine
+    >>> @register_pivot_rule("best-only")
+    ... def best_only(inputs):
+    ...     return RulePlan(pivots=np.array([int(np.argmax(inputs.scores))]))
+    >>> "best-only" in pivot_rules()
+    True
+    >>> unregister_pivot_rule("best-only")
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if name in _RULES:
+        raise ValueError(f"name must be a new pivot rule, got {name!r}, which is registered already")
+    check_choice(formula, "formula", ("eq4", "reference"))
+    needs_feats = check_bool(needs_feats, "needs_feats")
+
+    def register(plan: Callable[[RuleInput], RulePlan]) -> Callable[[RuleInput], RulePlan]:
+        _RULES[name] = _Rule(plan, formula, needs_feats)
+        return plan
+
+    return register
+
+
+def unregister_pivot_rule(name: str) -> None:
+    """Remove a rule added with :func:`register_pivot_rule` (the built-in rules cannot be removed)."""
+    if name in PIVOT_RULES or name not in _RULES:
+        raise ValueError(f"name must be a rule added with register_pivot_rule, got {name!r}")
+    del _RULES[name]
+
+
+def pivot_rules() -> tuple[str, ...]:
+    """Names of every rule that :func:`labelrefine.refine` accepts now: :data:`PIVOT_RULES` and those registered."""
+    return tuple(_RULES)
+
+
+def rule_entry(rule: Any) -> _Rule:
+    """The registered rule named ``rule`` (``ValueError`` listing the names otherwise)."""
+    return _RULES[check_choice(rule, "rule", pivot_rules())]
+
+
+def _links(inputs: RuleInput) -> np.ndarray:
+    """Each sample's first ``link_k`` neighbours other than itself (default ``min(10, k)``)."""
+    link_k = min(10, inputs.k) if inputs.link_k is None else check_int(inputs.link_k, "link_k", low=1, high=inputs.k)
+    return neighbours_without_self(inputs.graph.indices, inputs.graph.distances, link_k)[0]
+
+
+def _pivots(inputs: RuleInput, rule: str) -> np.ndarray:
+    return _select_pivots(inputs.scores, inputs.global_labels, inputs.cams, rule)
+
+
+@register_pivot_rule("cross-camera", needs_feats=True)
+def _cross_camera(inputs: RuleInput) -> RulePlan:
+    max_deviation = check_real(inputs.max_deviation, "max_deviation", low=0.0, high=np.inf, open_low=True)
+    assert inputs.feats is not None  # needs_feats
+    return RulePlan(_pivots(inputs, "cross-camera"), evidence=(inputs.feats, max_deviation))
+
+
+@register_pivot_rule("algorithm1")
+def _algorithm1(inputs: RuleInput) -> RulePlan:
+    return RulePlan(_pivots(inputs, "algorithm1"), every=True)
+
+
+@register_pivot_rule("all")
+def _all(inputs: RuleInput) -> RulePlan:
+    return RulePlan(_pivots(inputs, "all"))
+
+
+@register_pivot_rule("linked")
+def _linked(inputs: RuleInput) -> RulePlan:
+    return RulePlan(_pivots(inputs, "linked"), links=_links(inputs))
+
+
+@register_pivot_rule("camera-linked")
+def _camera_linked(inputs: RuleInput) -> RulePlan:
+    return RulePlan(_pivots(inputs, "camera-linked"), links=_links(inputs))
+
+
+@register_pivot_rule("camera")
+def _camera(inputs: RuleInput) -> RulePlan:
+    return RulePlan(_pivots(inputs, "camera"))
+
+
+@register_pivot_rule("cluster")
+def _cluster(inputs: RuleInput) -> RulePlan:
+    return RulePlan(_pivots(inputs, "cluster"))
+
+
+@register_pivot_rule("reference", formula="reference")
+def _reference(inputs: RuleInput) -> RulePlan:
+    return RulePlan(_pivots(inputs, "reference"))

@@ -7,31 +7,26 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import dense_codes, is_member, unique_sorted
+from ._arrays import contiguous_labels, dense_codes, is_member, unique_sorted
+from ._types import KnnGraph
 from ._validation import (
-    KnnGraph,
     as_rng,
     check_bool,
     check_cameras,
-    check_choice,
     check_features,
-    check_int,
     check_labels,
     check_probability,
-    check_real,
     check_same_length,
     to_numpy,
 )
 from .agreement import DEFAULT_MAX_DEVIATION, cross_camera_outliers
 from .pivots import (
-    LINKED_RULES,
-    PIVOT_RULES,
     PivotRule,
-    ScoreFormula,
+    RuleInput,
+    RulePlan,
     graph_from,
-    neighbours_without_self,
+    rule_entry,
     scores_from_graph,
-    select_pivots,
 )
 
 __all__ = ["RefineResult", "refine", "refine_with_pivots", "relabel"]
@@ -129,11 +124,7 @@ def relabel(labels: Any) -> np.ndarray:
     >>> relabel([7, -1, 3, 7, 10])
     array([ 1, -1,  0,  1,  2])
     """
-    labels = check_labels(labels, "labels")
-    out = np.full(labels.shape, -1, dtype=np.int64)
-    clustered = labels >= 0
-    out[clustered] = dense_codes(labels[clustered])
-    return out
+    return contiguous_labels(check_labels(labels, "labels"))
 
 
 def refine(
@@ -254,43 +245,28 @@ def refine(
     True
     """
     g = check_labels(global_labels, "global_labels")
-    check_choice(rule, "rule", PIVOT_RULES)
-    if rule == "cross-camera":
-        if feats is None:
-            raise ValueError(
-                "rule='cross-camera' needs feats (the features; a kNN graph alone is not enough): pass "
-                "feats=..., with knn=... as well to reuse a graph, or choose a graph-only rule such as rule='all'"
-            )
-        max_deviation = check_real(max_deviation, "max_deviation", low=0.0, high=np.inf, open_low=True)
-    indices, distances = graph_from(feats, knn, k, neighbours=k - 1 if rule == "reference" else k)
-    if indices.shape[0] != g.shape[0]:
-        source = "knn" if knn is not None else "feats"
-        raise ValueError(f"{source} must have {g.shape[0]} rows (one per sample), got {indices.shape[0]}")
-    formula: ScoreFormula = "eq4"
-    if rule == "reference":
-        formula, min_sim = "reference", check_probability(min_sim, "min_sim")
-    scores = scores_from_graph(indices, distances, k, formula, min_sim)
-    cam_codes = check_cameras(cams, "cams", n=g.shape[0])
-    chosen = select_pivots(scores, g, cam_codes, rule=rule)
-    links = None
-    if rule in LINKED_RULES:
-        link_k = min(10, k) if link_k is None else check_int(link_k, "link_k", low=1, high=k)
-        links = neighbours_without_self(indices, distances, link_k)[0]
-    evidence = None
-    if rule == "cross-camera":
-        evidence = check_features(feats, "feats", n=g.shape[0]), max_deviation
-    return _refine(
-        g,
-        check_labels(local_labels, "local_labels"),
-        cam_codes,
-        chosen,
-        links=links,
-        every=rule == "algorithm1",
-        evidence=evidence,
-        p=p,
-        rng=rng,
-        scores=scores,
-    )
+    entry = rule_entry(rule)
+    if entry.needs_feats and feats is None:
+        raise ValueError(
+            f"rule={rule!r} needs feats (the features; a kNN graph alone is not enough): pass "
+            "feats=..., with knn=... as well to reuse a graph, or choose a graph-only rule such as rule='all'"
+        )
+    reference = entry.formula == "reference"
+    graph, x = graph_from(feats, knn, k, neighbours=k - 1 if reference else k)
+    n = g.shape[0]
+    if graph.n != n:
+        raise ValueError(f"{'knn' if knn is not None else 'feats'} must have {n} rows (one per sample), got {graph.n}")
+    min_sim = check_probability(min_sim, "min_sim") if reference else min_sim
+    scores = scores_from_graph(graph.indices, graph.distances, k, entry.formula, min_sim)
+    cam_codes = check_cameras(cams, "cams", n=n)
+    local = check_labels(local_labels, "local_labels")
+    check_same_length(global_labels=g, local_labels=local, cams=cam_codes)
+    if entry.needs_feats and x is None:
+        x = check_features(feats, "feats", n=n)
+    p = check_probability(p, "p")
+    generator = as_rng(rng)
+    plan = entry.plan(RuleInput(g, local, cam_codes, scores, graph, x, k, link_k, max_deviation))
+    return _refine(g, local, cam_codes, plan, p=p, generator=generator, scores=scores)
 
 
 def refine_with_pivots(
@@ -365,25 +341,6 @@ def refine_with_pivots(
     every = check_bool(every, "every")
     if every and links is not None:
         raise ValueError("give links (any pivot vouches, extended by links) or every=True, not both")
-    return _refine(g, local, cam_codes, chosen, links=links, every=every, evidence=None, p=p, rng=rng, scores=scores)
-
-
-def _refine(
-    g: np.ndarray,
-    local: np.ndarray,
-    cam_codes: np.ndarray,
-    pivots: np.ndarray,
-    *,
-    links: Any,
-    every: bool,
-    evidence: tuple[np.ndarray, float] | None,
-    p: float,
-    rng: Any,
-    scores: Any,
-) -> RefineResult:
-    """Eq. 5 on checked arrays; ``evidence`` = (features, max_deviation): the other cameras decide where they can."""
-    n = check_same_length(global_labels=g, local_labels=local, cams=cam_codes)
-    chosen = unique_sorted(pivots.astype(np.int64))
     p = check_probability(p, "p")
     generator = as_rng(rng)
     score_array = np.full(n, np.nan)
@@ -391,14 +348,41 @@ def _refine(
         score_array = to_numpy(scores, "scores").astype(np.float64)  # a copy: the result owns its arrays
         if score_array.shape != (n,):
             raise ValueError(f"scores must have shape ({n},) (one per sample), got {score_array.shape}")
+    plan = RulePlan(chosen, links=None if links is None else _check_links(links, n), every=every)
+    return _refine(g, local, cam_codes, plan, p=p, generator=generator, scores=score_array)
+
+
+def _check_links(links: Any, n: int) -> np.ndarray:
+    """Neighbour rows of ``refine_with_pivots``: integers of shape (N, m) in ``[0, N)``."""
+    neighbours = to_numpy(links, "links")
+    if neighbours.ndim != 2 or neighbours.shape[0] != n or neighbours.dtype.kind not in "iu":
+        raise ValueError(f"links must be an integer array of shape ({n}, m), got {neighbours.dtype} {neighbours.shape}")
+    if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= n):
+        raise ValueError(f"links must hold sample indices in [0, {n}), got [{neighbours.min()}, {neighbours.max()}]")
+    return neighbours
+
+
+def _refine(
+    g: np.ndarray,
+    local: np.ndarray,
+    cam_codes: np.ndarray,
+    plan: RulePlan,
+    *,
+    p: float,
+    generator: np.random.Generator,
+    scores: np.ndarray,
+) -> RefineResult:
+    """Eq. 5 on checked arrays, as ``plan`` says: its pivots vouch, its evidence lets the other cameras decide."""
+    n = g.shape[0]
+    chosen = unique_sorted(plan.pivots.astype(np.int64))
 
     # Dense codes of (cluster, camera) groups and of local clusters; -1 stays -1.
     clustered = g >= 0
     n_cams = int(cam_codes.max()) + 1 if n else 1
-    cluster = relabel(g)
+    cluster = contiguous_labels(g)
     group = np.full(n, -1, dtype=np.int64)
     group[clustered] = dense_codes(cluster[clustered] * n_cams + cam_codes[clustered])
-    local_code = relabel(local)
+    local_code = contiguous_labels(local)
     vouching = chosen[(group[chosen] >= 0) & (local_code[chosen] >= 0)]
     refined_group = np.zeros(int(group.max(initial=-1)) + 2, dtype=bool)  # last slot: group -1 is never refined
     refined_group[group[vouching]] = True
@@ -406,14 +390,14 @@ def _refine(
     width = int(local_code.max(initial=-1)) + 2
     pair = group * width + local_code
     vouched = is_member(pair, pair[vouching]) & (local_code >= 0)
-    if every:  # a group whose pivots sit in two or more local clusters vouches for nothing
+    if plan.every:  # a group whose pivots sit in two or more local clusters vouches for nothing
         fragments_vouched = np.bincount(unique_sorted(pair[vouching]) // width, minlength=refined_group.size)
         vouched &= fragments_vouched[group] == 1
-    if links is not None:
-        vouched = _join_linked(links, group, pair, vouched, refined_group, local_code >= 0)
+    if plan.links is not None:
+        vouched = _join_linked(plan.links, group, pair, vouched, refined_group, local_code >= 0)
     candidate = refined_group[group] & ~vouched
-    if evidence is not None:
-        feats, max_deviation = evidence
+    if plan.evidence is not None:
+        feats, max_deviation = plan.evidence
         # a local -1 image is a fragment of its own: code it past every (group, local) pair
         fragment = np.where(local_code >= 0, pair, int(pair.max(initial=0)) + 1 + np.arange(n))
         known, outlier = cross_camera_outliers(g, cam_codes, feats, fragment, max_deviation)
@@ -428,7 +412,7 @@ def _refine(
         labels=labels,
         discarded=discarded,
         pivots=chosen,
-        scores=score_array,
+        scores=scores,
         p=p,
         n_groups=int(refined_group.size - 1),
         n_refined_groups=int(refined_group[:-1].sum()),
@@ -437,15 +421,14 @@ def _refine(
 
 
 def _join_linked(
-    links: Any, group: np.ndarray, pair: np.ndarray, vouched: np.ndarray, refined: np.ndarray, local_ok: np.ndarray
+    neighbours: np.ndarray,
+    group: np.ndarray,
+    pair: np.ndarray,
+    vouched: np.ndarray,
+    refined: np.ndarray,
+    local_ok: np.ndarray,
 ) -> np.ndarray:
     """``vouched`` grown by every local cluster joined to a vouched one of its group through mutual neighbours."""
-    n = group.shape[0]
-    neighbours = to_numpy(links, "links")
-    if neighbours.ndim != 2 or neighbours.shape[0] != n or neighbours.dtype.kind not in "iu":
-        raise ValueError(f"links must be an integer array of shape ({n}, m), got {neighbours.dtype} {neighbours.shape}")
-    if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= n):
-        raise ValueError(f"links must hold sample indices in [0, {n}), got [{neighbours.min()}, {neighbours.max()}]")
     # mutual-neighbour edges (a, b) inside refined groups with a not vouched yet, found once
     rows = np.flatnonzero(refined[group] & local_ok & ~vouched)
     row_of, column = np.nonzero(group[neighbours[rows]] == group[rows, None])

@@ -299,7 +299,7 @@ def _factorize_jointly(query_cams: Any, gallery_cams: Any, qp: np.ndarray, gp: n
 # ---------------------------------------------------------------- public API
 
 
-def evaluate_retrieval(
+def evaluate_retrieval(  # noqa: C901, PLR0912, PLR0915
     query_pids: Any,
     gallery_pids: Any,
     *,

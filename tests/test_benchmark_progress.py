@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trainings, process spawns, the docs build: see CONTRIBUTING.md
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

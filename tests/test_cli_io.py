@@ -111,6 +111,7 @@ def test_demo_reports_the_k_it_was_given(capsys):
     assert "got 1000" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_closed_pipe_exits_quietly():
     code = "import sys; from labelrefine.cli import main; sys.exit(main(['demo', '--ids', '20', '--cams', '2']))"
     pytest.importorskip("infomap")

@@ -77,3 +77,26 @@ def test_cluster_camera_makes_n_over_images_per_cluster_clusters_and_checks_its_
         cluster_camera(feats, images_per_cluster=0)
     with pytest.raises(ValueError, match="method must be one of 'agglomerative', 'dbscan', 'infomap'; got 'kmeans'"):
         cluster_camera(feats, method="kmeans")
+
+
+def test_a_registered_clustering_method_is_what_cluster_per_camera_dispatches_on():
+    from labelrefine.cluster import CLUSTER_METHODS, cluster_methods, register_cluster_method, unregister_cluster_method
+
+    calls = []
+
+    @register_cluster_method("halves", check_size=lambda n_c: calls.append(("size", n_c)))
+    def halves(feats, options):
+        calls.append((feats.shape[0], options.backend))
+        return (np.arange(feats.shape[0]) >= feats.shape[0] // 2).astype(np.int64)
+
+    try:
+        assert cluster_methods() == (*CLUSTER_METHODS, "halves")
+        feats = np.random.default_rng(0).normal(size=(10, 4))
+        labels = cluster_per_camera(feats, [0] * 6 + [1] * 4, method="halves")
+        assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3]
+        backend = calls[1][1]
+        assert calls == [("size", 6), (6, backend), (4, backend)] and backend in ("faiss", "numpy")
+    finally:
+        unregister_cluster_method("halves")
+    with pytest.raises(ValueError, match="method must be one of 'agglomerative', 'dbscan', 'infomap'; got 'halves'"):
+        cluster_camera(np.eye(3), method="halves")

@@ -64,6 +64,7 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, stratify: np.ndarray) -> floa
     return LogisticRegression(max_iter=300).fit(x_tr, y_tr).score(x_te, y_te)
 
 
+@pytest.mark.slow
 def test_camera_easier_to_recognise_than_identity() -> None:
     """Paper Fig. 1: from raw pixels, the camera is predicted more accurately than the person."""
     images, pids, cams = synthreid_arrays(num_ids=40, num_cams=6, rng=3, camera_strength=1.0)
@@ -86,6 +87,7 @@ def nearest_other(x: np.ndarray, pids: np.ndarray) -> np.ndarray:
     return d.argmin(axis=1)
 
 
+@pytest.mark.slow
 def test_camera_strength_zero_removes_the_camera_and_one_makes_it_dominate() -> None:
     kwargs = {"num_ids": 30, "num_cams": 4, "rng": 2}
     off = synthreid_arrays(camera_strength=0.0, **kwargs)
@@ -100,6 +102,7 @@ def test_camera_strength_zero_removes_the_camera_and_one_makes_it_dominate() -> 
     assert same_cam_off < 0.5 < 0.9 < same_cam_on
 
 
+@pytest.mark.slow
 def test_families_are_look_alikes() -> None:
     """Identities of one family wear the same colours: their nearest other identity is in the family."""
     kwargs = {"num_ids": 36, "num_cams": 3, "rng": 1, "camera_strength": 0.0}
@@ -123,6 +126,7 @@ def test_pose_jitter_zero_leaves_only_sensor_noise() -> None:
         assert low <= np.mean(diffs) <= high, (jitter, np.mean(diffs))
 
 
+@pytest.mark.slow
 def test_default_nuisances_hide_identity_from_untrained_pixels_within_camera() -> None:
     """At the defaults, another identity of the same camera is usually nearer than the same identity elsewhere."""
     images, pids, cams = synthreid_arrays(num_ids=40, num_cams=6, rng=5)

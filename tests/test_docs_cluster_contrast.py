@@ -24,6 +24,8 @@ from labelrefine import jaccard_distance, knn, refine, relabel  # noqa: E402
 from labelrefine.io import save_local_labels  # noqa: E402
 from labelrefine.synthetic import make_camera_biased  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains a model; see CONTRIBUTING.md
+
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "cluster-contrast.md"
 
 SCRIPT = """\

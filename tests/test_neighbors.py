@@ -9,6 +9,7 @@ squared Euclidean distance; query expansion over the k2 nearest; 1 - s / (2 - s)
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import sys
 
@@ -18,11 +19,10 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelrefine import neighbors
-from labelrefine._optional import has_module
+from labelrefine import _jaccard, _search, neighbors  # the kernels are units on purpose, checked against loops
 from labelrefine.neighbors import KnnGraph, jaccard_distance, knn, knn_search
 
-HAS_FAISS = has_module("faiss")
+HAS_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = ["numpy", pytest.param("faiss", marks=pytest.mark.skipif(not HAS_FAISS, reason="faiss not installed"))]
 
 
@@ -155,6 +155,7 @@ def check_jaccard_against_reference(out, ref_d, ref_s, atol=1e-5):
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("n", "k", "block_size"), [(60, 1, None), (60, 6, None), (60, 59, 13), (1100, 4, 300)])
 def test_knn_matches_brute_force_loop(backend, n, k, block_size):
@@ -186,7 +187,7 @@ def test_topk_group_preselection_matches_argsort_loop():
     rng = np.random.default_rng(2)
     for m, k in [(2000, 7), (2003, 31), (1030, 16), (64, 1)]:
         s = rng.normal(size=(5, m)).astype(np.float32)
-        cols = neighbors._topk_block(s, k)
+        cols = _search.topk_block(s, k)
         for r in range(5):
             assert sorted(cols[r].tolist()) == sorted(np.argsort(-s[r])[:k].tolist())
 
@@ -232,7 +233,7 @@ def test_self_first_when_duplicates_crowd_it_out():
     # faiss may return k copies that exclude the sample: it then replaces the farthest
     indices = np.array([[1, 2, 3], [0, 2, 1], [2, 0, 1], [0, 1, 2]])
     distances = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.1, 0.2, 0.3]], dtype=np.float32)
-    idx, dist = neighbors._self_first(indices, distances)
+    idx, dist = _search.self_first(indices, distances)
     assert idx.tolist() == [[0, 1, 2], [1, 0, 2], [2, 0, 1], [3, 0, 1]]
     np.testing.assert_allclose(dist[3], [0.0, 0.1, 0.2])
 
@@ -344,7 +345,7 @@ def test_reciprocal_sets_match_loop():
     x = camera_clustered(11)
     rank, _ = brute_force_knn(x, 20)
     for k in (1, 4, 11, 20):
-        got = neighbors._reciprocal(rank, k)
+        got = _jaccard.reciprocal(rank, k)
         expected = np.zeros((len(x), len(x)), dtype=int)
         for i in range(len(x)):
             for j in rank[i, :k]:
@@ -357,8 +358,8 @@ def test_reciprocal_sets_match_loop():
 def test_encoding_matches_loop(k1):
     x = camera_clustered(12)
     rank, dist = brute_force_knn(x, k1)
-    pair = neighbors._PairDistance(rank, dist, unit(x).astype(np.float32))
-    v = neighbors._encoding(rank, k1, pair, rows_per_block=17).toarray()
+    pair = _jaccard.PairDistance(rank, dist, unit(x).astype(np.float32))
+    v = _jaccard.encoding(rank, k1, pair, rows_per_block=17).toarray()
     _, ref_v, _ = reference_jaccard(x, rank, k1, 1)
     np.testing.assert_allclose(v, ref_v, atol=1e-6)
     np.testing.assert_array_equal(v > 0, ref_v > 0)
@@ -370,7 +371,7 @@ def test_query_expansion_matches_loop():
     v = sp.random(n, n, density=0.1, random_state=14, format="csr")
     ranks = np.array([rng.permutation(n)[:6] for _ in range(n)])
     for k2 in (1, 2, 6):
-        indptr, indices, data = neighbors._query_expansion(v, ranks, k2, rows_per_block=7, dtype=np.dtype("f8"))
+        indptr, indices, data = _jaccard.query_expansion(v, ranks, k2, rows_per_block=7, dtype=np.dtype("f8"))
         got = sp.csr_matrix((data, indices, indptr), shape=(n, n)).toarray()
         dense = v.toarray()
         expected = dense if k2 == 1 else np.array([dense[ranks[i, :k2]].mean(axis=0) for i in range(n)])
@@ -399,7 +400,7 @@ def test_min_sums_match_loop(max_pairs, rows, dtype):
     w.sort_indices()
     data = w.data.astype(dtype)  # raw arrays: scipy.sparse has no float16 matrices
     data[::7] = 0  # explicit zeros (e.g. float16 underflow) are absent entries
-    sums = neighbors._MinSums(
+    sums = _jaccard.MinSums(
         w.indptr.astype(np.int64), w.indices.astype(np.int64), data, n, np.dtype("f8"), max_pairs, rows
     )
     upper = _stack_blocks(sums.blocks(), n)
@@ -423,7 +424,7 @@ def _counts(upper):
 @pytest.mark.parametrize("cuts", [[0, 4], [0, 1, 2, 3, 4], [0, 2, 4]])
 def test_symmetric_assembly_keeps_explicit_zeros(cuts):
     upper = sp.csr_matrix((np.array([0.0, 0.5, 0.0]), np.array([1, 3, 2]), np.array([0, 2, 3, 3, 3])), shape=(4, 4))
-    full = neighbors._assemble_symmetric(_upper_blocks(upper, cuts), *_counts(upper), np.dtype("f4"))
+    full = _jaccard.assemble_symmetric(_upper_blocks(upper, cuts), *_counts(upper), np.dtype("f4"))
     assert full.has_sorted_indices and full.dtype == np.float32
     expected_pairs = {(0, 1), (1, 0), (0, 3), (3, 0), (1, 2), (2, 1), (0, 0), (1, 1), (2, 2), (3, 3)}
     coo = full.tocoo()
@@ -436,14 +437,14 @@ def test_symmetric_assembly_matches_dense_sum():
     n = 40
     upper = sp.triu(sp.random(n, n, density=0.2, random_state=16), k=1, format="csr")
     upper.sort_indices()
-    full = neighbors._assemble_symmetric(_upper_blocks(upper, [0, 7, 8, 25, 40]), *_counts(upper), np.dtype("f8"))
+    full = _jaccard.assemble_symmetric(_upper_blocks(upper, [0, 7, 8, 25, 40]), *_counts(upper), np.dtype("f8"))
     dense = upper.toarray()
     np.testing.assert_array_equal(full.toarray(), dense + dense.T)
     np.testing.assert_array_equal(stored_mask(full), (dense + dense.T != 0) | np.eye(n, dtype=bool))
     assert full.has_sorted_indices
     with pytest.raises(RuntimeError, match="internal error"):
         wrong = np.diff(upper.indptr).astype(np.int64) + 1
-        neighbors._assemble_symmetric(_upper_blocks(upper, [0, 40]), wrong, _counts(upper)[1], np.dtype("f8"))
+        _jaccard.assemble_symmetric(_upper_blocks(upper, [0, 40]), wrong, _counts(upper)[1], np.dtype("f8"))
 
 
 # ----------------------------------------------------------------------------------------------

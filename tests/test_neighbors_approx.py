@@ -14,9 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from labelrefine import cluster, console_progress, neighbors
-from labelrefine._validation import check_knn_graph
-from labelrefine.neighbors import knn, knn_search
+from labelrefine import _search, cluster, console_progress, neighbors  # _search: the kernel is the unit on purpose
+from labelrefine.neighbors import check_knn_graph, knn, knn_search
 
 pytestmark = pytest.mark.requires("faiss")
 
@@ -54,6 +53,7 @@ def test_approximate_graph_keeps_the_graph_contract():
     assert graph.neighbors(5).recall == graph.recall
 
 
+@pytest.mark.slow
 def test_reported_recall_is_the_measured_recall():
     x = clustered()
     exact = knn(x, 10, backend="numpy")
@@ -65,6 +65,7 @@ def test_reported_recall_is_the_measured_recall():
     assert sampled.recall == pytest.approx(measured_recall(sampled, exact), abs=0.03)
 
 
+@pytest.mark.slow
 def test_default_index_finds_the_true_neighbours():
     x = clustered()
     approx = knn(x, 10, exact=False, rng=0)
@@ -76,7 +77,7 @@ def test_a_row_whose_search_missed_the_sample_keeps_its_k_nearest_found():
     # row 0's search returned 3 others and not sample 0; row 1's returned itself second
     indices = np.array([[5, 3, 4], [2, 1, 7]])
     distances = np.array([[0.1, 0.2, 0.3], [0.0, 0.0, 0.4]], dtype=np.float32)
-    out_idx, out_dist = neighbors._self_first(indices, distances)
+    out_idx, out_dist = _search.self_first(indices, distances)
     assert out_idx.tolist() == [[0, 5, 3], [1, 2, 7]]
     np.testing.assert_allclose(out_dist, [[0.0, 0.1, 0.2], [0.0, 0.0, 0.4]])
 
@@ -113,11 +114,11 @@ def test_inputs_are_not_modified_and_unit_float32_is_not_copied():
     knn(x, 5, exact=False, rng=0)
     np.testing.assert_array_equal(x, before)
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    assert neighbors._unit_rows(unit, True) is unit
-    copy = neighbors._unit_rows(x, True)
+    assert _search.unit_rows(unit, True) is unit
+    copy = _search.unit_rows(x, True)
     assert copy is not x and copy.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(copy, axis=1), 1, atol=1e-6)
-    np.testing.assert_allclose(neighbors._unit_rows(x.astype(np.float64), True), copy, atol=1e-7)
+    np.testing.assert_allclose(_search.unit_rows(x.astype(np.float64), True), copy, atol=1e-7)
 
 
 def test_without_faiss_the_error_names_the_extra(monkeypatch):
@@ -177,7 +178,7 @@ def test_agglomerative_refuses_a_camera_too_large_for_its_dense_matrix(monkeypat
 
 
 def test_rows_the_index_left_short_are_searched_exactly(monkeypatch):
-    build = neighbors._hnsw_index
+    build = neighbors.hnsw_index
 
     class Short:
         """An index whose beam returns -1 (no result) in the last column of every third query."""
@@ -191,7 +192,7 @@ def test_rows_the_index_left_short_are_searched_exactly(monkeypatch):
             found[::3, -1], sims[::3, -1] = -1, -np.inf
             return sims, found
 
-    monkeypatch.setattr(neighbors, "_hnsw_index", lambda *args: Short(*args))
+    monkeypatch.setattr(neighbors, "hnsw_index", lambda *args: Short(*args))
     x = clustered(n=600)
     graph = knn(x, 6, exact=False, rng=0)
     assert (graph.indices >= 0).all() and graph.distances.max() <= 2

@@ -11,6 +11,8 @@ from torch import nn  # noqa: E402
 
 from labelrefine.nn import IBN, GeM, ReIDNet, build_backbone, load_pretrained  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trainings, process spawns, the docs build: see CONTRIBUTING.md
+
 IMAGES = (2, 3, 64, 32)
 
 

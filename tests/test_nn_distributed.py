@@ -28,6 +28,8 @@ from labelrefine.nn import (  # noqa: E402
     sharded_knn,
 )
 
+pytestmark = pytest.mark.slow  # trainings, process spawns, the docs build: see CONTRIBUTING.md
+
 WORLD = 2
 SIZES = (5, 8)  # unequal per-rank batch sizes
 N_IMAGES = 13  # shards of 6 and 7

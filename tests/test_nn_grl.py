@@ -138,6 +138,7 @@ def test_classifier_grl_reverses_feature_gradient():
     assert float(clf.grl.lambd) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_adversarial_training_lowers_fixed_probe_accuracy():
     """An encoder trained through the GRL against a camera classifier hides the camera."""
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ pytest.importorskip("yaml")
 from labelrefine.recipes.calr import main
 from labelrefine.recipes.calr.data import import_authors_local_labels, load_local_labels
 
-pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_recipe_logger")]
 
 
 @pytest.mark.parametrize(

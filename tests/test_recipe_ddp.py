@@ -32,6 +32,8 @@ from labelrefine.nn import GlobalBatchNorm, convert_batchnorm  # noqa: E402
 from labelrefine.recipes.calr import resolve_config, spawn, train_inter  # noqa: E402
 from labelrefine.recipes.calr.runtime import read_log  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trainings, process spawns, the docs build: see CONTRIBUTING.md
+
 
 def _bn_worker(rank: int, world: int, init_file: str, out: str) -> None:
     torch.set_num_threads(1)

@@ -15,6 +15,8 @@ from labelrefine.recipes import calr
 from labelrefine.recipes.calr import evaluate, stages, train_inter, train_intra
 from labelrefine.recipes.calr.config import DEFAULT_SOURCES, PRESETS, SETTINGS, get_preset, resolve_config
 
+pytestmark = pytest.mark.slow  # trainings, process spawns, the docs build: see CONTRIBUTING.md
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 # The CALR rows of Tables I and II, copied from shared/paper/calr-paper.md: (table, row, column) -> (mAP, rank-1)

@@ -38,7 +38,7 @@ TINY = [
 ]
 
 
-pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_recipe_logger")]
 
 
 def test_both_stages_eval_plot_and_import_on_synthreid(tmp_path, capsys):

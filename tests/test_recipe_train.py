@@ -32,7 +32,7 @@ from labelrefine.retrieval import evaluate_retrieval  # noqa: E402
 QUIET = {"runtime.progress": "false"}
 
 
-pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_recipe_logger")]
 
 
 def _intra(run_dir, sets=None):

@@ -22,7 +22,7 @@ from labelrefine.recipes.calr import (  # noqa: E402
     train_inter,
 )
 
-pytestmark = pytest.mark.usefixtures("quiet_recipe_logger")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_recipe_logger")]
 
 SMALL = {
     "synthetic.ids": "30",

@@ -659,3 +659,47 @@ def test_reference_rule_refuses_a_graph_without_the_self_column():
         refine(data.pids, data.local_labels, data.cams, knn=graph.neighbors(), rule="reference")
     with pytest.raises(ValueError, match=r"knn has no self column"):
         pivot_scores(knn=graph.neighbors(), k=15, formula="reference")
+
+
+@pytest.fixture
+def mine_rule():
+    """A pivot rule registered for one test: every clustered sample is a pivot, with its local cluster vouched."""
+    from labelrefine.pivots import RulePlan, register_pivot_rule, unregister_pivot_rule
+
+    seen = []
+
+    @register_pivot_rule("mine")
+    def mine(inputs):
+        seen.append(inputs)
+        return RulePlan(pivots=np.flatnonzero(inputs.global_labels == 0)[:1])
+
+    yield seen
+    unregister_pivot_rule("mine")
+
+
+def test_a_registered_pivot_rule_is_what_refine_dispatches_on(mine_rule):
+    from labelrefine.pivots import pivot_rules
+
+    assert "mine" in pivot_rules()
+    result = refine([0, 0, 0, 1], [5, 5, 6, 7], ["a", "a", "a", "a"], knn=_line_graph(4), k=2, rule="mine")
+    assert len(mine_rule) == 1 and mine_rule[0].k == 2
+    assert result.pivots.tolist() == [0] and result.labels.tolist() == [0, 0, -1, 1]
+
+
+def test_registering_a_taken_name_or_removing_a_built_in_rule_is_refused():
+    from labelrefine.pivots import register_pivot_rule, unregister_pivot_rule
+
+    with pytest.raises(ValueError, match="name must be a new pivot rule, got 'all'"):
+        register_pivot_rule("all")
+    with pytest.raises(ValueError, match="name must be a rule added with register_pivot_rule, got 'camera'"):
+        unregister_pivot_rule("camera")
+    with pytest.raises(ValueError, match="rule must be one of .*got 'mine'"):
+        refine([0, 0, 0], [1, 1, 1], [0, 0, 0], knn=_line_graph(3), k=2, rule="mine")
+
+
+def _line_graph(n):
+    """Samples on a line: each one's neighbours by distance, self first."""
+    positions = np.arange(n, dtype=np.float64)
+    gaps = np.abs(positions[:, None] - positions[None, :])
+    order = np.lexsort((np.broadcast_to(np.arange(n), (n, n)), gaps), axis=1)
+    return order, np.take_along_axis(gaps, order, axis=1) / (2 * n)

@@ -1,4 +1,4 @@
-"""The shared input checks: one kNN graph type and validator, the rng normaliser, labels."""
+"""The shared input checks, through the public API: the kNN graph type and its validator, rng, labels."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from helpers import brute_knn
 
-from labelrefine import KnnGraph, knn
-from labelrefine._validation import as_rng, check_knn_graph, check_labels, seed_from
+from labelrefine import KnnGraph, infomap_cluster, knn, relabel
+from labelrefine.neighbors import check_knn_graph
+from labelrefine.synthetic import make_camera_biased
 
 
 def small_graph(n=12, columns=5):
@@ -94,28 +95,27 @@ def test_rng_errors_name_the_argument(bad):
         ValueError,
         match=rf"^rng must be None, an int seed or a numpy.random.Generator, got {bad}: int seeds must be >= 0$",
     ):
-        as_rng(bad)
-    with pytest.raises(ValueError, match=rf"^seed must be None, an int seed or .* got {bad}: int seeds must be >= 0$"):
-        as_rng(bad, "seed")
+        make_camera_biased(n_ids=4, n_cams=2, rng=bad)
 
 
 def test_rng_type_errors():
     for bad in (True, 1.5, "0"):
         with pytest.raises(TypeError, match=r"rng must be None, an int seed or a numpy.random.Generator, got"):
-            as_rng(bad)
+            make_camera_biased(n_ids=4, n_cams=2, rng=bad)
 
 
-def test_seed_from():
-    assert seed_from(7) == 7
-    assert seed_from(0, low=1) == seed_from(0, low=1) >= 1  # reproducible, inside the range
-    generator = np.random.default_rng(3)
-    assert seed_from(generator) != seed_from(generator)  # a shared generator advances
+@pytest.mark.requires("infomap")
+def test_int_and_generator_seeds_reproduce():
+    graph = knn(make_camera_biased(n_ids=10, n_cams=2, rng=0).feats, 5, backend="numpy")
+    np.testing.assert_array_equal(infomap_cluster(graph, rng=7), infomap_cluster(graph, rng=7))
+    first = infomap_cluster(graph, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(first, infomap_cluster(graph, rng=np.random.default_rng(3)))
 
 
 def test_uint64_labels_above_int64_are_reported_as_too_large():
     with pytest.raises(ValueError, match=r"labels must fit in int64 .* got maximum 9223372036854775808"):
-        check_labels(np.array([0, 2**63], dtype=np.uint64), "labels")
-    assert check_labels(np.array([0, 5], dtype=np.uint64), "labels").tolist() == [0, 5]
+        relabel(np.array([0, 2**63], dtype=np.uint64))
+    assert relabel(np.array([0, 5], dtype=np.uint64)).tolist() == [0, 1]
 
 
 def test_knn_accepts_bfloat16_tensors():

@@ -172,7 +172,7 @@ def _camera_params(
     }
 
 
-def _draw_block(
+def _draw_block(  # noqa: PLR0915
     pids: np.ndarray,
     cams: np.ndarray,
     ident: dict[str, np.ndarray],
@@ -367,7 +367,7 @@ def synthreid_arrays(
 _SPLIT_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 
 
-def make_synthreid(
+def make_synthreid(  # noqa: C901, PLR0915
     root: str | os.PathLike[str],
     *,
     num_ids: int = 100,

@@ -316,7 +316,7 @@ def _set_last_stride(layer4: nn.Sequential, stride: int) -> None:
         block.downsample[0].stride = (stride, stride)
 
 
-def build_backbone(
+def build_backbone(  # noqa: C901
     name: str | nn.Module,
     *,
     pretrained: str | os.PathLike[str] | None = None,

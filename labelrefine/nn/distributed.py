@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 
 from .._progress import Progress
-from .._validation import KnnGraph, check_int
+from .._types import KnnGraph
+from .._validation import check_int
 
 __all__ = [
     "all_gather_tensor",
@@ -310,7 +311,8 @@ def sharded_knn(
     >>> sharded_knn(feats, 3, backend="numpy")  # one process: knn itself
     KnnGraph(n=50, k=3, includes_self=True)
     """
-    from ..neighbors import _self_first, knn, knn_search
+    from .._search import self_first
+    from ..neighbors import knn, knn_search
 
     if not is_distributed():
         return knn(feats, k, backend=backend, block_size=block_size, normalize=normalize, exact=True, progress=progress)
@@ -332,4 +334,4 @@ def sharded_knn(
     all_distances = gather_tensor(torch.from_numpy(distances))
     if all_indices is None or all_distances is None:  # not rank 0
         return None
-    return KnnGraph(*_self_first(all_indices.numpy(), all_distances.numpy()), includes_self=True)
+    return KnnGraph(*self_first(all_indices.numpy(), all_distances.numpy()), includes_self=True)

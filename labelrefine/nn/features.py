@@ -54,7 +54,7 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-def extract_features(
+def extract_features(  # noqa: C901, PLR0912, PLR0915
     model: nn.Module,
     dataset: Dataset | DataLoader,
     *,

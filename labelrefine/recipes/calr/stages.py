@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Subset
 
-from ..._validation import KnnGraph
+from ..._types import KnnGraph
 from ...cluster import camera_weights, cluster_camera, cluster_per_camera, dbscan_cluster, infomap_cluster
 from ...metrics import impurity_report
 from ...neighbors import jaccard_distance, knn

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from ..._optional import import_optional
 from ..._progress import Progress, console_progress
-from ..._validation import KnnGraph
+from ..._types import KnnGraph
 from ...cluster import cluster_centroids
 from ...data import PKSampler
 from ...metrics import cluster_report
