@@ -15,13 +15,24 @@ The paper names the cosine decay best (Table IV) without giving its period.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from ._validation import check_choice, check_int, check_probability, check_real
 
-__all__ = ["SCHEDULES", "constant", "cosine", "exponential", "get_schedule", "linear", "polynomial"]
+__all__ = [
+    "SCHEDULES",
+    "constant",
+    "cosine",
+    "exponential",
+    "get_schedule",
+    "linear",
+    "polynomial",
+    "register_schedule",
+    "unregister_schedule",
+]
 
 
 def _positive(x: Any, name: str) -> float:
@@ -105,13 +116,53 @@ def cosine(epoch: int, total_epochs: int, *, start: float = 1.0, end: float = 0.
     return _between(start, end, 0.5 * (1.0 + math.cos(math.pi * _progress(epoch, total_epochs, span))))
 
 
-SCHEDULES: dict[str, Callable[..., float]] = {
-    "constant": constant,
-    "linear": linear,
-    "polynomial": polynomial,
-    "exponential": exponential,
-    "cosine": cosine,
-}
+_SCHEDULES: dict[str, Callable[..., float]] = {}
+
+SCHEDULES: Mapping[str, Callable[..., float]] = types.MappingProxyType(_SCHEDULES)
+"""The schedule registry, name -> schedule (read-only; :func:`register_schedule` adds one).
+
+:func:`get_schedule`, the recipe's ``refinement.schedule`` choices and its ``--schedule`` help
+read it, so one function and one registration add a schedule everywhere.
+"""
+
+
+def register_schedule(name: str, schedule: Callable[..., float], *, replace: bool = False) -> None:
+    """Add ``schedule`` under ``name``: a function ``f(epoch, total_epochs, *, start, end, ...) -> p``.
+
+    Raises ``ValueError`` when ``name`` is taken (unless ``replace``), ``TypeError`` when
+    ``schedule`` is not callable.
+
+    Examples
+    --------
+    >>> def step(epoch, total_epochs, *, start=1.0, end=0.0):
+    ...     return start if epoch < total_epochs // 2 else end
+    >>> register_schedule("step", step)
+    >>> get_schedule("step")(30, 50)
+    0.0
+    >>> unregister_schedule("step")
+    """
+    _register(_SCHEDULES, "schedule", name, schedule, replace)
+
+
+def unregister_schedule(name: str) -> None:
+    """Remove the schedule ``name`` (``ValueError`` for an unknown name)."""
+    check_choice(name, "name", tuple(_SCHEDULES))
+    del _SCHEDULES[name]
+
+
+def _register(registry: dict[str, Any], what: str, name: str, entry: Any, replace: bool) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if not callable(entry):
+        raise TypeError(f"{what} must be callable, got {entry!r}")
+    if name in registry and not replace:
+        raise ValueError(f"name {name!r} is already a registered {what}; pass replace=True to replace it")
+    registry[name] = entry
+
+
+for _schedule in (constant, linear, polynomial, exponential, cosine):
+    register_schedule(_schedule.__name__, _schedule)
+del _schedule
 
 
 def get_schedule(name: str, **options: Any) -> Callable[[int, int], float]:
@@ -119,8 +170,10 @@ def get_schedule(name: str, **options: Any) -> Callable[[int, int], float]:
 
     Parameters
     ----------
-    name : {"constant", "linear", "polynomial", "exponential", "cosine"}
-        Schedule (paper Table IV; ``"constant"`` with ``start=1`` is its "none" row).
+    name : str
+        A name of :data:`SCHEDULES`: ``"constant"``, ``"linear"``, ``"polynomial"``,
+        ``"exponential"``, ``"cosine"`` (paper Table IV; ``"constant"`` with ``start=1`` is its
+        "none" row), or one added with :func:`register_schedule`.
     **options
         ``start``, ``end`` and the schedule's own option (``power``, ``rate``, ``span``).
 

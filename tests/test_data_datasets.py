@@ -438,7 +438,7 @@ def test_folder_argument_errors(tmp_path: Path) -> None:
 
 
 def test_registry_names_and_errors(tmp_path: Path) -> None:
-    assert DATASETS == ("market1501", "dukemtmcreid", "msmt17", "veri", "synthreid", "folder")
+    assert tuple(DATASETS) == ("market1501", "dukemtmcreid", "msmt17", "veri", "synthreid", "folder")
     with pytest.raises(ValueError, match=r"name must be one of 'market1501', .*'folder'; got 'cuhk03'"):
         load_dataset("cuhk03", tmp_path)
     with pytest.raises(TypeError, match=r"name must be a dataset name \(str\), got int"):

@@ -17,16 +17,19 @@ from labelrefine.recipes import calr
 from labelrefine.recipes.calr.config import (
     PRESETS,
     AlignmentConfig,
+    CameraClusteringConfig,
     ClusteringConfig,
     DataConfig,
+    DbscanConfig,
     EvalConfig,
+    InfomapConfig,
     InterConfig,
-    IntraClusteringConfig,
     IntraConfig,
     ModelConfig,
     OptimConfig,
     RefinementConfig,
     RuntimeConfig,
+    config_class,
     config_from_dict,
     config_to_dict,
     get_preset,
@@ -77,8 +80,15 @@ def test_stage_defaults_are_the_papers():
         True,
         "infomap",
     )
-    assert (inter.clustering.min_size, inter.clustering.k_includes_self, inter.report_epoch) == (1, False, "last")
-    assert (intra.optim.epochs, intra.clustering.images_per_cluster, intra.clustering.method) == (
+    infomap = inter.clustering.infomap
+    assert (infomap.min_size, infomap.k_includes_self, inter.report_epoch) == (1, False, "last")
+    assert (inter.clustering.dbscan.k1, inter.clustering.dbscan.k2) == (30, 6)
+    assert (intra.camera_clustering.agglomerative.k1, intra.camera_clustering.agglomerative.k2) == (15, 4)
+    assert (
+        intra.optim.epochs,
+        intra.camera_clustering.agglomerative.images_per_cluster,
+        intra.camera_clustering.method,
+    ) == (
         20,
         5,
         "agglomerative",
@@ -107,8 +117,8 @@ def test_preset_keys_of_one_stage_do_not_leak_into_another():
 def test_resolution_order_defaults_preset_yaml_flags_set(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text(
-        "optim:\n  lr: 3.0e-4\n  epochs: 7\ninter:\n  alignment.beta: 0.3\nintra:\n  clustering:\n"
-        "    images_per_cluster: 9\n"
+        "optim:\n  lr: 3.0e-4\n  epochs: 7\ninter:\n  alignment.beta: 0.3\nintra:\n  camera_clustering:\n"
+        "    agglomerative:\n      images_per_cluster: 9\n"
     )
     overrides = {"optim.epochs": 9, "refinement.enabled": False}
     sets = {"optim.epochs": "11", "optim.lr": "1e-4"}
@@ -125,7 +135,11 @@ def test_resolution_order_defaults_preset_yaml_flags_set(tmp_path):
         "optim.lr": "1e-4",
     }  # not modified
     intra = resolve_config("intra", yaml_file=path)
-    assert (intra.clustering.images_per_cluster, intra.optim.epochs, intra.optim.lr) == (9, 7, 3.0e-4)
+    assert (intra.camera_clustering.agglomerative.images_per_cluster, intra.optim.epochs, intra.optim.lr) == (
+        9,
+        7,
+        3.0e-4,
+    )
 
 
 def test_yaml_scientific_notation_without_dot_is_a_number(tmp_path):
@@ -216,9 +230,24 @@ def test_set_values_are_parsed_by_field_type():
             ValueError,
             r"optim.batch_size must be a multiple of optim.num_instances",
         ),
-        (lambda: ClusteringConfig(k1=5, k2=6), ValueError, r"clustering.k2 must be in \[1, 5\], got 6"),
-        (lambda: ClusteringConfig(eps=1.0), ValueError, r"clustering.eps must be in \(0, 1\), got 1.0"),
-        (lambda: IntraClusteringConfig(k1=3, k2=4), ValueError, r"clustering.k2 must be in \[1, 3\], got 4"),
+        (lambda: DbscanConfig(k1=5, k2=6), ValueError, r"clustering.dbscan.k2 must be in \[1, 5\], got 6"),
+        (lambda: DbscanConfig(eps=1.0), ValueError, r"clustering.dbscan.eps must be in \(0, 1\), got 1.0"),
+        (
+            lambda: resolve_config("intra", sets={"camera_clustering.agglomerative.k1": 3}),
+            ValueError,
+            r"camera_clustering.agglomerative.k2 must be in \[1, 3\], got 4",
+        ),
+        (
+            lambda: resolve_config("intra", sets={"camera_clustering.dbscan.eps": "1.5"}),
+            ValueError,
+            r"camera_clustering.dbscan.eps must be in \(0, 1\), got 1.5",
+        ),
+        (lambda: ClusteringConfig(dbscan={"k1": 3}), TypeError, r"clustering.dbscan must be a DbscanConfig"),
+        (
+            lambda: resolve_config("inter", sets={"clustering.dbscan.min_samples": 2.5}),
+            TypeError,
+            r"clustering.dbscan.min_samples must be an integer, got 2.5",
+        ),
         (lambda: OptimConfig(lr_gamma=0.0), ValueError, r"optim.lr_gamma must be in \(0, 1\], got 0.0"),
         (
             lambda: RuntimeConfig(device="gpu0"),
@@ -241,7 +270,7 @@ def test_set_values_are_parsed_by_field_type():
         (lambda: AlignmentConfig(epochs=-1), ValueError, r"alignment.epochs must be in \[0, inf\], got -1"),
         (lambda: InterConfig(stop_after_epoch=-2), ValueError, r"stop_after_epoch must be in \[0, inf\], got -2"),
         (lambda: RuntimeConfig(num_threads=0), ValueError, r"runtime.num_threads must be in \[1, inf\], got 0"),
-        (lambda: ClusteringConfig(min_size=-1), ValueError, r"clustering.min_size must be in \[0, inf\], got -1"),
+        (lambda: InfomapConfig(min_size=-1), ValueError, r"clustering.infomap.min_size must be in \[0, inf\], got -1"),
         (lambda: InterConfig(report_epoch="first"), ValueError, r"report_epoch must be one of 'last', 'best'.*'first'"),
         (lambda: InterConfig(optim={"lr": 1.0}), TypeError, r"optim must be a OptimConfig, got dict"),
         (
@@ -260,9 +289,9 @@ def test_set_values_are_parsed_by_field_type():
             r"model.backbone must be 'mlp' for data.dataset='synthetic'",
         ),
         (
-            lambda: IntraClusteringConfig(method="kmeans"),
+            lambda: CameraClusteringConfig(method="kmeans"),
             ValueError,
-            r"clustering.method must be one of 'agglomerative'",
+            r"camera_clustering.method must be one of 'agglomerative'",
         ),
         (lambda: DataConfig(root=3), TypeError, r"data.root must be a string or null, got 3"),
         (lambda: InterConfig(seed=None), TypeError, r"seed must be an integer, got None"),
@@ -373,10 +402,14 @@ def test_a_saved_config_of_the_flat_layout_is_refused_with_the_new_key():
 
 
 def test_every_old_flat_key_has_a_new_home():
-    from labelrefine.recipes.calr.config import RENAMED, config_keys
+    from labelrefine.recipes.calr.config import RENAMED, STAGE_RENAMED, config_keys
 
-    keys = {key for cls in (IntraConfig, InterConfig, EvalConfig) for key in config_keys(cls)}
-    assert set(RENAMED.values()) <= keys
+    stages = ("intra", "inter", "eval")
+    for old, new in RENAMED.items():  # through the per-stage table of the clustering sub-sections
+        assert any(STAGE_RENAMED[stage].get(new, new) in config_keys(config_class(stage)) for stage in stages), old
+    for stage, table in STAGE_RENAMED.items():
+        keys = set(config_keys(config_class(stage)))
+        assert set(table.values()) <= keys and keys.isdisjoint(table), stage
     assert {RENAMED["refine"], RENAMED["pivots"], RENAMED["synth_ids"]} == {
         "refinement.enabled",
         "refinement.rule",

@@ -115,9 +115,9 @@ def test_authors_family_is_the_released_configuration():
         assert (
             inter.alignment.epochs,
             inter.refinement.cacl_warmup,
-            inter.clustering.min_size,
+            inter.clustering.infomap.min_size,
             inter.clustering.k,
-            inter.clustering.k_includes_self,
+            inter.clustering.infomap.k_includes_self,
         ) == (
             3,
             5,
@@ -172,12 +172,12 @@ def test_k_above_n_minus_1_is_an_error_not_a_clamp(tmp_path, capsys):
             **SMALL,
             "runtime.run_dir": str(tmp_path / "d"),
             "clustering.method": "dbscan",
-            "clustering.k1": "100000",
-            "clustering.k2": "4",
+            "clustering.dbscan.k1": "100000",
+            "clustering.dbscan.k2": "4",
         },
     )
     with pytest.raises(
-        ValueError, match=r"clustering.k1 must be at most N = \d+ .*clustering.method='dbscan', got k1=100000"
+        ValueError, match=r"clustering.(dbscan.)?k1 must be at most N = \d+ .*clustering.method='dbscan', got k1=100000"
     ):
         train_inter(dbscan)
 

@@ -22,6 +22,8 @@ from .datasets import (
     read_msmt17,
     read_synthreid,
     read_veri,
+    register_dataset,
+    unregister_dataset,
 )
 from .samplers import InfiniteLoader, PKSampler
 from .synthreid import SynthReIDArrays, make_synthreid, synthreid_arrays
@@ -50,7 +52,9 @@ __all__ = [
     "read_msmt17",
     "read_synthreid",
     "read_veri",
+    "register_dataset",
     "synthreid_arrays",
+    "unregister_dataset",
 ]
 
 _TORCH_NAMES = ("ArrayDataset", "ImageDataset")

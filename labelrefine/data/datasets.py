@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ __all__ = [
     "read_msmt17",
     "read_synthreid",
     "read_veri",
+    "register_dataset",
+    "unregister_dataset",
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -796,14 +799,7 @@ def read_folder(
     return ReIDData(splits[0], splits[1], splits[2], name)
 
 
-_READERS: dict[str, Callable[..., ReIDData]] = {
-    "market1501": read_market1501,
-    "dukemtmcreid": read_dukemtmcreid,
-    "msmt17": read_msmt17,
-    "veri": read_veri,
-    "synthreid": read_synthreid,
-    "folder": read_folder,
-}
+_READERS: dict[str, Callable[..., ReIDData]] = {}
 _ALIASES = {
     "market": "market1501",
     "duke": "dukemtmcreid",
@@ -812,8 +808,56 @@ _ALIASES = {
     "veri776": "veri",
 }
 
-DATASETS: tuple[str, ...] = tuple(_READERS)
-"""Names accepted by :func:`load_dataset`."""
+DATASETS: Mapping[str, Callable[..., ReIDData]] = types.MappingProxyType(_READERS)
+"""The dataset registry, name -> reader (read-only; :func:`register_dataset` adds one).
+
+Names accepted by :func:`load_dataset`; the CALR recipe's ``data.dataset`` choices and its
+help read it too, so one reader and one registration add a dataset everywhere.
+"""
+
+
+def register_dataset(name: str, reader: Callable[..., ReIDData], *, replace: bool = False) -> None:
+    """Add a dataset reader ``reader(root, **kwargs) -> ReIDData`` under ``name``.
+
+    ``name`` is lower case without ``-`` or ``_`` (as :func:`load_dataset` normalises names).
+    Raises ``ValueError`` when it is taken (unless ``replace``) or not normalised, ``TypeError``
+    when ``reader`` is not callable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> register_dataset("mine", read_folder)
+    >>> load_dataset("mine", tempfile.mkdtemp()).name
+    'folder'
+    >>> unregister_dataset("mine")
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if name != name.lower().replace("-", "").replace("_", ""):
+        raise ValueError(f"name must be lower case without '-' or '_' (load_dataset's normal form), got {name!r}")
+    if not callable(reader):
+        raise TypeError(f"reader must be callable, got {reader!r}")
+    if name in _READERS and not replace:
+        raise ValueError(f"name {name!r} is already a registered dataset; pass replace=True to replace it")
+    _READERS[name] = reader
+
+
+def unregister_dataset(name: str) -> None:
+    """Remove the dataset ``name`` (``ValueError`` for an unknown name)."""
+    check_choice(name, "name", tuple(_READERS))
+    del _READERS[name]
+
+
+for _name, _reader in (
+    ("market1501", read_market1501),
+    ("dukemtmcreid", read_dukemtmcreid),
+    ("msmt17", read_msmt17),
+    ("veri", read_veri),
+    ("synthreid", read_synthreid),
+    ("folder", read_folder),
+):
+    register_dataset(_name, _reader)
+del _name, _reader
 
 
 def load_dataset(name: str, root: str | os.PathLike[str], **kwargs: Any) -> ReIDData:
@@ -822,9 +866,10 @@ def load_dataset(name: str, root: str | os.PathLike[str], **kwargs: Any) -> ReID
     Parameters
     ----------
     name : str
-        One of :data:`DATASETS`: ``"market1501"``, ``"dukemtmcreid"``, ``"msmt17"``,
-        ``"veri"``, ``"synthreid"``, ``"folder"`` (case, ``-`` and ``_`` are ignored;
-        ``"market"``, ``"duke"``, ``"msmt"`` and ``"veri776"`` are aliases).
+        A name of :data:`DATASETS`: ``"market1501"``, ``"dukemtmcreid"``, ``"msmt17"``,
+        ``"veri"``, ``"synthreid"``, ``"folder"`` or one added with :func:`register_dataset`
+        (case, ``-`` and ``_`` are ignored; ``"market"``, ``"duke"``, ``"msmt"`` and
+        ``"veri776"`` are aliases).
     root : str or os.PathLike
         Passed to the reader.
     **kwargs
@@ -853,5 +898,5 @@ def load_dataset(name: str, root: str | os.PathLike[str], **kwargs: Any) -> ReID
         raise TypeError(f"name must be a dataset name (str), got {type(name).__name__}")
     key = name.lower().replace("-", "").replace("_", "")
     key = _ALIASES.get(key, key)
-    check_choice(key, "name", DATASETS)
+    check_choice(key, "name", tuple(DATASETS))
     return _READERS[key](root, **kwargs)

@@ -81,6 +81,7 @@ from .config import (
     PRESETS,
     AlignmentConfig,
     AugmentConfig,
+    CameraClusteringConfig,
     ClusteringConfig,
     DataConfig,
     EvalConfig,
@@ -95,11 +96,13 @@ from .config import (
     SyntheticConfig,
     config_from_dict,
     get_preset,
+    preset_settings,
     resolve_config,
+    settings_markdown,
 )
 
 if TYPE_CHECKING:
-    from .cli import main, preset_settings, settings_markdown
+    from .cli import main
     from .data import import_authors_local_labels, load_local_labels, save_local_labels
     from .plot import plot_runs
     from .runtime import RunInterrupted
@@ -110,6 +113,7 @@ __all__ = [
     "PRESETS",
     "AlignmentConfig",
     "AugmentConfig",
+    "CameraClusteringConfig",
     "ClusteringConfig",
     "DataConfig",
     "EvalConfig",
@@ -162,8 +166,6 @@ _LAZY = {
     "load_local_labels": ".data",
     "save_local_labels": ".data",
     "main": ".cli",
-    "preset_settings": ".cli",
-    "settings_markdown": ".cli",
 }
 
 

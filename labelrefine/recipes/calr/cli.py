@@ -12,14 +12,17 @@ from typing import Any
 from ..._optional import import_optional
 from ...cli import add_command, add_version
 from .config import (
+    GLOBAL_METHODS,
     PRESETS,
-    SETTINGS,
     EvalConfig,
     InterConfig,
     IntraConfig,
     get_preset,
     parse_set,
+    preset_settings,
     resolve_config,
+    schedule_choices,
+    settings_markdown,
 )
 
 
@@ -74,11 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     inter.add_argument("--no-refine", action="store_true", help="no label refinement (ablation)")
     inter.add_argument("--no-align", action="store_true", help="no camera-domain loss (ablation)")
     inter.add_argument("--no-cacl", action="store_true", help="no camera-entropy cluster weights (ablation)")
-    inter.add_argument("--clustering", choices=("infomap", "dbscan"), help="global clustering")
+    inter.add_argument("--clustering", choices=GLOBAL_METHODS, help="global clustering (clustering.method)")
     inter.add_argument(
         "--schedule",
-        choices=("constant", "linear", "polynomial", "exponential", "cosine"),
-        help="decay of the discard probability p (Table IV)",
+        choices=schedule_choices(),
+        help="decay of the discard probability p (Table IV; labelrefine.schedules.register_schedule adds one)",
     )
     ev = add_command(
         sub,
@@ -177,31 +180,6 @@ def _build(stage: str, args: argparse.Namespace) -> Any:
     return resolve_config(stage, preset=args.preset, yaml_file=args.config, overrides=overrides, sets=sets, base=base)
 
 
-def _value_text(value: Any) -> str:
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def preset_settings(name: str) -> list[tuple[str, str, str, str]]:
-    """Every setting of a preset with its source: ``(stage, key, value, source)`` rows.
-
-    Examples
-    --------
-    >>> [row[::2] for row in preset_settings("market1501") if row[1] == "optim.temperature"]
-    [('intra', '0.1'), ('inter', '0.1')]
-    >>> preset_settings("market1501-authors")[0][1:]
-    ('model.backbone', 'resnet50', "authors' code, README: -a resnet50")
-    """
-    preset = get_preset(name)
-    configs = {stage: resolve_config(stage, preset=name) for stage in ("intra", "inter")}
-    rows = []
-    for setting in SETTINGS:
-        for stage in setting.stages:
-            value = configs[stage].get(setting.key)
-            rows.append((stage, setting.key, _value_text(value), preset.source(stage, setting.key) or ""))
-    rows.sort(key=lambda row: row[0] == "inter")  # stage 1 first, in the order of SETTINGS
-    return rows
-
-
 def _presets_text(name: str | None = None) -> str:
     names = [get_preset(name).name] if name else list(PRESETS)
     lines = []
@@ -212,49 +190,6 @@ def _presets_text(name: str | None = None) -> str:
         lines.append(f"\n{key}: every setting and its source")
         for stage, setting, value, source in preset_settings(key):
             lines.append(f"  {stage:<5} {setting:<29} {value:<10} {source}")
-    return "\n".join(lines)
-
-
-def _html(text: str) -> str:
-    """Escape for HTML and turn `code` spans into ``<code>`` elements."""
-    import html
-    import re
-
-    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text, quote=False))
-
-
-def _family_cell(family: str, stage: str, key: str) -> list[str]:
-    """The values of ``key`` over the presets of a family, each on one line and its source on the next."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for preset in PRESETS.values():
-        if preset.family != family:
-            continue
-        value = _value_text(resolve_config(stage, preset=preset.name).get(key))
-        groups.setdefault((value, preset.source(stage, key) or ""), []).append(preset.name)
-    lines = []
-    for (value, source), names in groups.items():
-        which = "" if len(groups) == 1 else " (" + ", ".join(f"<code>{n}</code>" for n in names) + ")"
-        lines += [f"<code>{_html(value)}</code>{which}:<br>", f"{_html(source)}<br>"]
-    return lines
-
-
-def settings_markdown() -> str:
-    """The table of ``docs/presets.md``: every setting, what the paper says, what the authors' code uses, the presets.
-
-    An HTML table with one cell per line, and a value and its source on separate lines (so that
-    a line never mixes a preset's value with another's source). ``labelrefine-calr presets
-    --markdown`` prints it.
-    """
-    head = ("stage", "setting", "paper", "authors' code", "paper presets", "authors' presets")
-    lines = ["<table>", "<tr>" + "".join(f"<th>{_html(h)}</th>" for h in head) + "</tr>"]
-    for setting in SETTINGS:
-        for stage in setting.stages:
-            lines += ["<tr>", f"<td>{stage}</td>", f"<td><code>{setting.key}</code></td>"]
-            lines += [f"<td>{_html(setting.paper)}</td>", f"<td>{_html(setting.authors)}</td>"]
-            for family in ("paper", "authors"):
-                lines += ["<td>", *_family_cell(family, stage, setting.key), "</td>"]
-            lines.append("</tr>")
-    lines.append("</table>")
     return "\n".join(lines)
 
 

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...nn import CameraClassifier, ReIDNet, build_backbone
+from ..._validation import check_choice
+from ...nn import CameraClassifier, ReIDNet
+from .backbones import BACKBONES
 from .config import ModelConfig
 from .runtime import load_torch_file
 
-__all__ = ["ResidualMLP", "TinyCNN", "TrainNet", "build_encoder"]
+__all__ = [
+    "ResidualMLP",
+    "TinyCNN",
+    "TrainNet",
+    "build_encoder",
+    "load_encoder_state",
+    "mlp_encoder",
+    "tiny_cnn_encoder",
+]
 
 
 class ResidualMLP(nn.Module):
@@ -70,18 +81,30 @@ class TinyCNN(nn.Module):
 def build_encoder(config: ModelConfig, input_dim: int | None = None) -> ReIDNet:
     """The encoder named by the ``model`` section's ``backbone`` (a :class:`labelrefine.nn.ReIDNet`).
 
-    ResNets come from :func:`labelrefine.nn.build_backbone` (``pretrained`` loaded there); the
-    small backbones load ``pretrained`` as a state dict of the whole encoder.
+    Built by the builder registered under that name in
+    :data:`labelrefine.recipes.calr.backbones.BACKBONES`: ResNets come from
+    :func:`labelrefine.nn.build_backbone` (``pretrained`` loaded there); the small backbones
+    load ``pretrained`` as a state dict of the whole encoder.
     """
-    if config.backbone == "mlp":
-        if input_dim is None:
-            raise ValueError("model.backbone='mlp' needs the input feature dimension")
-        model = ReIDNet(ResidualMLP(input_dim, config.mlp_hidden), input_dim, bnneck=True)
-    elif config.backbone == "tiny-cnn":
-        base = TinyCNN(config.cnn_width)
-        model = ReIDNet(base, base.out_channels, pool=nn.AdaptiveAvgPool2d(1), bnneck=True)
-    else:
-        return build_backbone(config.backbone, pretrained=config.pretrained, pooling=config.pooling, ibn=config.ibn)
+    builder = BACKBONES[check_choice(config.backbone, "model.backbone", tuple(BACKBONES))]
+    return cast(ReIDNet, builder(config, input_dim))
+
+
+def mlp_encoder(config: ModelConfig, input_dim: int | None) -> ReIDNet:
+    """The ``"mlp"`` backbone: a :class:`ResidualMLP` over ``input_dim`` features, with a BN-neck."""
+    if input_dim is None:
+        raise ValueError("model.backbone='mlp' needs the input feature dimension")
+    return load_encoder_state(ReIDNet(ResidualMLP(input_dim, config.mlp_hidden), input_dim, bnneck=True), config)
+
+
+def tiny_cnn_encoder(config: ModelConfig, input_dim: int | None = None) -> ReIDNet:
+    """The ``"tiny-cnn"`` backbone: a :class:`TinyCNN` with average pooling and a BN-neck."""
+    base = TinyCNN(config.cnn_width)
+    return load_encoder_state(ReIDNet(base, base.out_channels, pool=nn.AdaptiveAvgPool2d(1), bnneck=True), config)
+
+
+def load_encoder_state(model: ReIDNet, config: ModelConfig) -> ReIDNet:
+    """Load ``config.pretrained`` (a state dict of the whole encoder, or a checkpoint's ``encoder``) into ``model``."""
     if config.pretrained is not None:
         path = Path(config.pretrained)
         if not path.is_file():
