@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ...._validation import check_choice, check_int, check_probability, check_real
-from ....data import DATASETS
 from ....agreement import DEFAULT_MAX_DEVIATION
+from ....data import DATASETS
 from ....pivots import DEFAULT_RULE, PIVOT_RULES, PivotRule
 from ....schedules import SCHEDULES
 from ..backbones import BACKBONES
