@@ -305,7 +305,7 @@ class InterTrainer(Trainer):
         return groups
 
     def build_hooks(self) -> list[Hook]:
-        """The built-in hooks, and :class:`~labelrefine.recipes.calr.hooks.BestEpochHook` (``report_epoch="best"``)."""
+        """The built-in hooks, and :class:`~labelrefine.recipes.calr.BestEpochHook` (``report_epoch="best"``)."""
         hooks = super().build_hooks()
         if self.config.report_epoch == "best":
             hooks.append(BestEpochHook())

@@ -140,7 +140,7 @@ class Trainer:
     ----------
     config : IntraConfig or InterConfig
         The stage's resolved config. The hooks named in ``config.runtime.hooks`` (import paths,
-        see :func:`~labelrefine.recipes.calr.hooks.load_hook`) are added to ``hooks``.
+        see ``labelrefine.recipes.calr.hooks.load_hook``) are added to ``hooks``.
     hooks : iterable of Hook, optional
         The user's hooks, added to the built-in ones.
     resume : bool, default False
@@ -153,7 +153,7 @@ class Trainer:
     ----------
     hooks : list of Hook
         Every hook of the run, built-in ones first; edit the list before :meth:`fit` to remove or
-        replace one. They run in the order of their ``priority`` (:mod:`~labelrefine.recipes.calr.hooks`).
+        replace one. They run in the order of their ``priority`` (module ``labelrefine.recipes.calr.hooks``).
     session : Session
         Device, process group, run folder (``session.folder``), set while :meth:`fit` runs.
     data : RunData
@@ -171,7 +171,7 @@ class Trainer:
     labels : numpy.ndarray or None
         The pseudo labels of the last epoch trained.
     metrics : dict or None
-        The last evaluation (set by :class:`~labelrefine.recipes.calr.hooks.EvaluationHook`).
+        The last evaluation (set by :class:`~labelrefine.recipes.calr.EvaluationHook`).
     """
 
     STAGE: ClassVar[str] = ""
@@ -205,7 +205,7 @@ class Trainer:
         return [LRScheduleHook(), EvaluationHook(), LoggingHook(), CheckpointHook()]
 
     def build_data(self) -> RunData:
-        """The datasets and per-sample arrays of the run (:func:`labelrefine.recipes.calr.data.build_data`)."""
+        """The datasets and per-sample arrays of the run (``labelrefine.recipes.calr.data.build_data``)."""
         return _build_data(self.config)
 
     def build_encoder(self) -> nn.Module:
@@ -432,7 +432,7 @@ class Trainer:
         return retrieval_metrics(self.session, self.config.runtime, self.net.encoder, self.data)
 
     def evaluate_due(self, epoch: int) -> bool:
-        """Whether to evaluate after ``epoch`` (read by :class:`~labelrefine.recipes.calr.hooks.EvaluationHook`)."""
+        """Whether to evaluate after ``epoch`` (read by :class:`~labelrefine.recipes.calr.EvaluationHook`)."""
         return False
 
     # ------------------------------------------------------------------ the loop
@@ -502,7 +502,7 @@ class Trainer:
         """Called after training, before the after_epoch hooks (may add keys to the record)."""
 
     def log_epoch(self, epoch: int, record: Mapping[str, Any]) -> None:
-        """The epoch's line in ``train.log`` (written by :class:`~labelrefine.recipes.calr.hooks.LoggingHook`)."""
+        """The epoch's line in ``train.log`` (written by :class:`~labelrefine.recipes.calr.LoggingHook`)."""
         logger.info(
             "%s: %d clusters, %s, %.1f s",
             self.describe(epoch),
@@ -538,7 +538,7 @@ class Trainer:
         return {"epoch": epoch, "step": step}
 
     def save_checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` of the current epoch (:class:`~labelrefine.recipes.calr.hooks.CheckpointHook`)."""
+        """Write ``checkpoint.pt`` of the current epoch (:class:`~labelrefine.recipes.calr.CheckpointHook`)."""
         extra = self.checkpoint_extra(self.epoch, self.epoch_step, self.pseudo)
         self.session.folder.save_checkpoint({**self.states(), **extra})
 
