@@ -107,14 +107,11 @@ def test_a_saved_config_yaml_of_the_old_clustering_keys_keeps_its_values():
     assert cfg.clustering.infomap.min_size == 2
 
 
-def test_the_trainer_still_reads_the_keys_of_the_single_clustering_section():
-    # kept until the trainer reads the sub-sections (issue 20 merge)
+def test_camera_clustering_options_take_k1_k2_from_the_chosen_method():
     sets = {"camera_clustering.method": "dbscan", "camera_clustering.dbscan.k1": 9, "camera_clustering.dbscan.k2": 2}
-    intra, inter = resolve_config("intra", sets=sets), InterConfig()
-    assert intra.clustering is intra.camera_clustering
-    assert (intra.clustering.k1, intra.clustering.k2, intra.clustering.images_per_cluster) == (9, 2, 5)
-    assert intra.camera_clustering.options()["k1"] == 9 and IntraConfig().camera_clustering.options()["k1"] == 15
-    assert (inter.clustering.k1, inter.clustering.min_size, inter.clustering.k_includes_self) == (30, 1, False)
+    options = resolve_config("intra", sets=sets).camera_clustering.options()
+    assert (options["method"], options["k1"], options["k2"], options["images_per_cluster"]) == ("dbscan", 9, 2, 5)
+    assert IntraConfig().camera_clustering.options()["k1"] == 15  # agglomerative's
 
 
 # ------------------------------------------------------------------------------------ registries

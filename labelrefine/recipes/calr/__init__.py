@@ -23,7 +23,8 @@ Common options: ``--resume`` (continue a killed run from ``RUN_DIR/checkpoint.pt
 (``--set optim.lr=1e-4``; in YAML nested sections ``optim: {lr: 1e-4}``, at the top level for
 every stage, under ``intra:`` / ``inter:`` / ``eval:`` for one). The trainer is a class with
 named steps and hooks (:class:`Trainer`, :class:`IntraTrainer`, :class:`InterTrainer`,
-:class:`Hook`): see the docs page "Use the CALR pieces in your own trainer".
+:class:`Hook`): see the docs page "Use the CALR pieces in your own trainer". ``--hook
+package.module:Name`` (repeatable) adds a user's hook to the run.
 
 Real datasets
 -------------
@@ -104,25 +105,31 @@ from .config import (
 if TYPE_CHECKING:
     from .cli import main
     from .data import import_authors_local_labels, load_local_labels, save_local_labels
+    from .hooks import BestEpochHook, CheckpointHook, EvaluationHook, Hook, LoggingHook, LRScheduleHook
     from .plot import plot_runs
     from .runtime import RunInterrupted
     from .stages import InterTrainer, IntraTrainer, evaluate, spawn, train_inter, train_intra
-    from .trainer import Hook, PseudoLabels, RunResult, Trainer
+    from .trainer import PseudoLabels, RunResult, Trainer
 
 __all__ = [
     "PRESETS",
     "AlignmentConfig",
     "AugmentConfig",
+    "BestEpochHook",
     "CameraClusteringConfig",
+    "CheckpointHook",
     "ClusteringConfig",
     "DataConfig",
     "EvalConfig",
+    "EvaluationHook",
     "Hook",
     "InterConfig",
     "InterTrainer",
     "IntraClusteringConfig",
     "IntraConfig",
     "IntraTrainer",
+    "LRScheduleHook",
+    "LoggingHook",
     "ModelConfig",
     "OptimConfig",
     "Preset",
@@ -156,7 +163,12 @@ _LAZY = {
     "spawn": ".stages",
     "RunResult": ".trainer",
     "Trainer": ".trainer",
-    "Hook": ".trainer",
+    "Hook": ".hooks",
+    "LRScheduleHook": ".hooks",
+    "EvaluationHook": ".hooks",
+    "LoggingHook": ".hooks",
+    "BestEpochHook": ".hooks",
+    "CheckpointHook": ".hooks",
     "PseudoLabels": ".trainer",
     "IntraTrainer": ".stages",
     "InterTrainer": ".stages",

@@ -1,27 +1,17 @@
-"""Run-time plumbing of the recipe: run folder, logging, checkpoints, RNG state, devices, processes.
+"""Run-time plumbing of the recipe, the process side: devices, process group, determinism, logging, RNG state.
 
-Layout of a run folder (``RUN_DIR``)::
-
-    config.yaml        the resolved config (stage included)
-    env.json           library versions, world size, global and per-device batch, seed, device
-    log.jsonl          one JSON object per epoch
-    train.log          the logger's output
-    checkpoint.pt      the latest checkpoint (written to a temporary file, then os.replace)
-    local_labels.npz   stage 1 only: labels, keys (image paths or sample ids), cams
-    plots/*.png        ``labelrefine-calr plot``
+:class:`Session` is one stage run in one process; the files of the run (config, log, checkpoints)
+are its :class:`~labelrefine.recipes.calr.run_folder.RunFolder` (``session.folder``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import platform
 import random
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..._optional import import_optional
-from .config import RUNTIME_KEYS, RUNTIME_SECTION, _Config, _flatten, _TrainConfig, config_to_dict
+from .config import _Config, _TrainConfig
+from .run_folder import RunFolder, read_log, rng_state
 
 LOGGER_NAME = "labelrefine.recipes.calr"
 logger = logging.getLogger(LOGGER_NAME)
@@ -38,12 +29,15 @@ logger = logging.getLogger(LOGGER_NAME)
 __all__ = [
     "INPUT_ERRORS",
     "LOGGER_NAME",
+    "RunFolder",
     "RunInterrupted",
     "Session",
     "derive_seed",
     "is_user_input",
     "load_torch_file",
     "read_log",
+    "rng_state",
+    "set_rng_state",
     "user_input",
 ]
 
@@ -105,64 +99,13 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint32)[0] >> 1)
 
 
-def _versions() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist_name in (
-        "labelrefine",
-        "numpy",
-        "scipy",
-        "scikit-learn",
-        "torch",
-        "torchvision",
-        "faiss-cpu",
-        "faiss-gpu",
-        "infomap",
-        "Pillow",
-        "tqdm",
-        "PyYAML",
-    ):
-        try:
-            out[dist_name] = md.version(dist_name)
-        except md.PackageNotFoundError:
-            continue
-    return out
-
-
-def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch records of ``RUN_DIR/log.jsonl`` (an empty list if there is none)."""
-    path = Path(run_dir) / "log.jsonl"
-    if not path.is_file():
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
 @dataclass
 class Session:
-    """One stage run in one process: devices, process group, logging, run folder, determinism.
+    """One stage run in one process: devices, process group, determinism, logging; its run folder.
 
     Use as a context manager; it undoes what it changed in the process (log handlers, the
-    deterministic-algorithms flag, a process group it created) on exit.
+    deterministic-algorithms flag, a process group it created) on exit. The files of the run
+    are written through ``folder`` (a :class:`RunFolder` made on entry, rank 0 writes).
     """
 
     config: _Config
@@ -173,6 +116,7 @@ class Session:
     device: Any = None
     run_dir: Path = field(default_factory=Path)
     amp: bool = False
+    folder: RunFolder = field(init=False)
     _handlers: list[logging.Handler] = field(default_factory=list)
     _owns_group: bool = False
     _old_deterministic: bool = False
@@ -190,6 +134,7 @@ class Session:
         if self.config.run_dir is None:
             raise ValueError("run_dir must be set (resolve_config chooses runs/<dataset>/<stage> by default)")
         self.run_dir = Path(self.config.run_dir)
+        self.folder = RunFolder(self.run_dir, self.config, self.resume, self.is_main, self.barrier)
         self._old_threads = torch.get_num_threads()
         if self.config.runtime.num_threads is not None:
             torch.set_num_threads(self.config.runtime.num_threads)
@@ -316,142 +261,21 @@ class Session:
         random.seed(seed)
         torch.manual_seed(seed)
 
-    # ------------------------------------------------------------------ run folder
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
-
-    def prepare_run_dir(self) -> dict[str, Any] | None:
-        """Check the run folder against ``resume``, write config.yaml / env.json; return the checkpoint to resume."""
-        checkpoint = None
-        exists = self.checkpoint_path.is_file()
-        if exists and not self.resume:
-            raise FileExistsError(
-                f"run_dir {str(self.run_dir)!r} already holds a run (checkpoint.pt); pass --resume to continue it "
-                "or choose another --run-dir"
-            )
-        if self.resume and exists:
-            self._check_resumable()
-            checkpoint = load_torch_file(self.checkpoint_path, "checkpoint", weights_only=False)
-            if not isinstance(checkpoint, dict):
-                raise ValueError(f"checkpoint {str(self.checkpoint_path)!r} is not a labelrefine-calr checkpoint")
-            if checkpoint.get("stage") != self.config.STAGE:
-                raise ValueError(
-                    f"run_dir {str(self.run_dir)!r} holds a {checkpoint.get('stage')!r} run, not a "
-                    f"{self.config.STAGE!r} run"
-                )
-        elif self.resume:
-            logger.warning("--resume: no checkpoint in %s, starting a new run", self.run_dir)
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if checkpoint is None:
-                (self.run_dir / "log.jsonl").unlink(missing_ok=True)
-            self.write_config()
-            self.write_env(checkpoint)
-        self.barrier()
-        return checkpoint
-
-    def _check_resumable(self) -> None:
-        saved_path = self.run_dir / "config.yaml"
-        if not saved_path.is_file():
-            return
-        yaml = import_optional("yaml")
-        saved = _flatten(yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {})
-        saved.pop("stage", None)
-        current = _flatten(config_to_dict(self.config))
-
-        def kept(key: str) -> bool:
-            return key not in RUNTIME_KEYS and not key.startswith(f"{RUNTIME_SECTION}.")
-
-        changed = sorted(key for key in set(saved) | set(current) if kept(key) and saved.get(key) != current.get(key))
-        if changed:
-            details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:6])
-            raise ValueError(
-                f"resume: the config differs from the run being resumed in {str(self.run_dir)!r} ({details}); "
-                "resume with the same settings (only the runtime section, data.root and stop_after_epoch may change)"
-            )
-
-    def write_config(self) -> None:
-        yaml = import_optional("yaml")
-        data = {"stage": self.config.STAGE, **config_to_dict(self.config)}
-        _atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
-
-    def write_env(self, checkpoint: dict[str, Any] | None) -> None:
+    def environment(self) -> dict[str, Any]:
+        """The processes of the run, for ``env.json``: world size, device, AMP, threads."""
         torch = import_optional("torch")
-        train = self._require_training("write_env")
-        path = self.run_dir / "env.json"
-        history = []
-        if checkpoint is not None and path.is_file():
-            try:
-                previous = json.loads(path.read_text(encoding="utf-8"))
-                history = [*previous.pop("history", []), previous]
-            except ValueError:
-                history = []
-        env = {
-            "stage": self.config.STAGE,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": _versions(),
+        train = self.train_config
+        return {
             "world_size": self.world_size,
-            "global_batch": train.optim.batch_size,
-            "per_device_batch": train.optim.batch_size // self.world_size,
-            "seed": train.seed,
             "device": str(self.device),
             "device_name": (
                 torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor()
             ),
             "cuda": torch.version.cuda,
-            "deterministic": train.deterministic,
             "amp": self.amp,
-            "sync_bn": bool(train.sync_bn and self.distributed),
+            "sync_bn": bool(train is not None and train.sync_bn and self.distributed),
             "torch_threads": torch.get_num_threads(),
-            "argv": sys.argv,
-            "resumed_from_epoch": None if checkpoint is None else checkpoint.get("epoch"),
-            "history": history,
         }
-        _atomic_write_text(path, json.dumps(env, indent=1, default=str))
-
-    def append_log(self, record: dict[str, Any]) -> None:
-        if not self.is_main:
-            return
-        with (self.run_dir / "log.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=_json_default) + "\n")
-
-    def truncate_log(self, last_epoch: int, key: str = "step") -> None:
-        """Keep the log records up to the checkpointed ``last_epoch`` (a killed run may have logged more)."""
-        if not self.is_main:
-            return
-        records = [r for r in read_log(self.run_dir) if r.get(key, -1) <= last_epoch]
-        text = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
-        _atomic_write_text(self.run_dir / "log.jsonl", text)
-
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """Write ``checkpoint.pt`` atomically (rank 0), with the RNG states of this process."""
-        torch = import_optional("torch")
-        if self.is_main:
-            state = {**state, "stage": self.config.STAGE, "config": config_to_dict(self.config), "rng": rng_state()}
-            _atomic_write_bytes(self.checkpoint_path, lambda handle: torch.save(state, handle))
-        self.barrier()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, numpy (global), torch CPU and CUDA generator states."""
-    torch = import_optional("torch")
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 - saved for user code that uses the global generator
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,15 +22,24 @@ from ..._types import KnnGraph
 from ...cluster import camera_weights, cluster_camera, cluster_per_camera, dbscan_cluster, infomap_cluster
 from ...metrics import impurity_report
 from ...neighbors import jaccard_distance, knn
-from ...nn import CameraClassifier, broadcast_object, grl_lambda, sharded_knn
-from ...pivots import PivotRule
+from ...nn import CameraClassifier, broadcast_object, camera_domain_loss, grl_lambda, sharded_knn
 from ...refine import refine, relabel
 from ...schedules import get_schedule
 from .config import EvalConfig, InterConfig, IntraConfig, _TrainConfig, config_class, config_from_dict, config_to_dict
 from .data import build_data, load_local_labels, save_local_labels
-from .models import build_encoder
+from .hooks import BestEpochHook, Hook
+from .models import TrainNet, build_encoder
 from .runtime import RunInterrupted, Session, derive_seed, load_torch_file, logger, set_rng_state, user_input
-from .trainer import Hook, PseudoLabels, RunResult, Trainer, fill, quality, quality_stats, retrieval_metrics
+from .trainer import (
+    PseudoLabels,
+    RunResult,
+    Trainer,
+    fill,
+    format_losses,
+    quality,
+    quality_stats,
+    retrieval_metrics,
+)
 
 __all__ = ["InterTrainer", "IntraTrainer", "evaluate", "spawn", "train_inter", "train_intra"]
 
@@ -79,21 +88,8 @@ class IntraTrainer(Trainer):
         return PseudoLabels(fill(self.members, camera.labels, len(self.data.train_cams)), camera.centroids, None, stats)
 
     def cluster_camera(self, feats: np.ndarray) -> np.ndarray:
-        """Local labels of the current camera's features (``clustering`` section)."""
-        c = self.config.clustering
-        # IntraClusteringConfig checks method against these choices (and cluster_camera again)
-        method = cast(Literal["agglomerative", "dbscan", "infomap"], c.method)
-        return cluster_camera(
-            feats,
-            method=method,
-            images_per_cluster=c.images_per_cluster,
-            k1=c.k1,
-            k2=c.k2,
-            eps=c.eps,
-            min_sim=c.min_sim,
-            k=c.k,
-            rng=self.config.seed,
-        )
+        """Local labels of the current camera's features (``camera_clustering`` section)."""
+        return cluster_camera(feats, **self.config.camera_clustering.options(), rng=self.config.seed)
 
     def end_epoch(self, epoch: int, pseudo: PseudoLabels, record: dict[str, Any]) -> None:
         """After the camera's last epoch: its local labels, clustered with the trained encoder."""
@@ -110,29 +106,25 @@ class IntraTrainer(Trainer):
         extra = {"camera_index": self.camera_index, "local_labels": self.local, "next_id": self.next_id}
         return {"epoch": epoch, "step": step, **extra}
 
-    def _restore(self) -> tuple[int, int]:
-        """(camera index, epoch) to start from; the local labels so far from the checkpoint."""
-        checkpoint, epochs = self.checkpoint, self.config.optim.epochs
-        self.local = np.full(len(self.data.train_cams), -1, dtype=np.int64)
-        self.next_id = 0
-        if checkpoint is None:
-            return 0, 0
-        self.local = np.asarray(checkpoint["local_labels"], dtype=np.int64).copy()
-        self.next_id = int(checkpoint["next_id"])
-        start_cam, start_epoch = int(checkpoint["camera_index"]), int(checkpoint["epoch"]) + 1
-        if start_epoch >= epochs:
-            start_cam, start_epoch = start_cam + 1, 0
-        self.session.truncate_log(int(checkpoint["step"]))
-        set_rng_state(checkpoint["rng"])
-        logger.info("resuming stage 1 at camera %d, epoch %d", start_cam, start_epoch)
-        return start_cam, start_epoch
+    def num_epochs(self) -> int:
+        return int(np.unique(self.data.train_cams).size) * self.config.optim.epochs
 
-    def train(self) -> None:
-        data, epochs, session = self.data, self.config.optim.epochs, self.session
-        initial = self.build_encoder()
-        initial_state = copy.deepcopy(initial.state_dict())
+    def setup(self) -> int:
+        """The initial encoder (each camera starts from a copy of it); the local labels so far when resuming."""
+        data, checkpoint, session = self.data, self.checkpoint, self.session
+        self.initial = self.build_encoder()
+        self.initial_state = copy.deepcopy(self.initial.state_dict())
         self.cameras = np.unique(data.train_cams)
-        start_cam, start_epoch = self._restore()
+        self.camera_index, self.members = -1, np.zeros(0, dtype=np.int64)
+        self.local = np.full(len(data.train_cams), -1, dtype=np.int64)
+        self.next_id, start = 0, 0
+        if checkpoint is not None:
+            self.local = np.asarray(checkpoint["local_labels"], dtype=np.int64).copy()
+            self.next_id, start = int(checkpoint["next_id"]), int(checkpoint["step"]) + 1
+            session.folder.truncate_log(int(checkpoint["step"]))
+            set_rng_state(checkpoint["rng"])
+            camera, epoch = divmod(start, self.config.optim.epochs)
+            logger.info("resuming stage 1 at camera %d, epoch %d", camera, epoch)
         logger.info(
             "stage 1 (intra-camera) on %s: %d training images, %d cameras, world size %d, device %s",
             data.name,
@@ -141,20 +133,24 @@ class IntraTrainer(Trainer):
             session.world_size,
             session.device,
         )
-        built = False
-        for ci in range(start_cam, self.cameras.size):
-            self.camera_index, self.members = ci, np.flatnonzero(data.train_cams == self.cameras[ci])
+        return start
+
+    def start_epoch(self, step: int) -> int:
+        """A new camera: its members and a fresh copy of the initial encoder (resumed: the checkpoint's)."""
+        camera_index, epoch = divmod(step, self.config.optim.epochs)
+        if camera_index != self.camera_index:
+            self.camera_index = camera_index
+            self.members = np.flatnonzero(self.data.train_cams == self.cameras[camera_index])
             encoder = self.build_encoder()
-            encoder.load_state_dict(initial_state)
+            encoder.load_state_dict(self.initial_state)
             self.build(encoder)
-            built = True
-            if self.checkpoint is not None and ci == int(self.checkpoint["camera_index"]) and start_epoch > 0:
+            if epoch > 0 and self.checkpoint is not None:  # resumed inside the camera
                 self.load_states(self.checkpoint)
-            for epoch in range(start_epoch, epochs):
-                self.run_epoch(epoch, ci * epochs + epoch)
-                if self.should_stop(ci * epochs + epoch, last=ci == self.cameras.size - 1 and epoch == epochs - 1):
-                    return
-            start_epoch = 0
+        return epoch
+
+    def finish(self) -> None:
+        """Write ``local_labels.npz``; a run resumed after its last camera gets the initial encoder."""
+        data, session = self.data, self.session
         if session.is_main:
             save_local_labels(
                 session.run_dir / "local_labels.npz",
@@ -163,8 +159,8 @@ class IntraTrainer(Trainer):
                 data.train_cams,
                 fingerprint=data.fingerprint,
             )
-        if not built:  # resumed after the last camera: the encoder of the run is the initial one
-            self.build(initial)
+        if self.camera_index < 0:  # resumed after the last camera: the encoder of the run is the initial one
+            self.build(self.initial)
 
     def result(self) -> RunResult:
         data, metrics = self.data, None
@@ -235,20 +231,6 @@ def train_intra(config: IntraConfig, *, resume: bool = False, hooks: Iterable[Ho
 # stage 2
 
 
-class _BestEpoch(Hook):
-    """``report_epoch="best"``: save the encoder of the epoch with the highest test-set mAP to ``best.pt``."""
-
-    def __init__(self, best_map: float) -> None:
-        self.best_map = best_map
-
-    def after_epoch(self, trainer: Trainer, epoch: int, record: Mapping[str, Any]) -> None:
-        if "mAP" in record and record["mAP"] > self.best_map:
-            self.best_map = record["mAP"]
-            torch.save(
-                {"encoder": trainer.net.encoder.state_dict(), "epoch": epoch}, trainer.session.run_dir / "best.pt"
-            )
-
-
 class InterTrainer(Trainer):
     """Stage 2: inter-camera training with camera-aware label refinement (the paper's training).
 
@@ -285,10 +267,10 @@ class InterTrainer(Trainer):
                 f"clustering.k must be at most N - 1 = {n - 1} (the training images other than the sample "
                 f"itself), got k={c.k}"
             )
-        if c.method == "dbscan" and c.k1 > n:
+        if c.method == "dbscan" and c.dbscan.k1 > n:
             raise ValueError(
-                f"clustering.k1 must be at most N = {n} (the training images) for clustering.method='dbscan', "
-                f"got k1={c.k1}"
+                f"clustering.dbscan.k1 must be at most N = {n} (the training images) for clustering.method='dbscan', "
+                f"got k1={c.dbscan.k1}"
             )
 
     def build_classifier(self, dim: int) -> CameraClassifier | None:
@@ -301,15 +283,52 @@ class InterTrainer(Trainer):
             return None
         return CameraClassifier(dim, self.data.num_cams, hidden=a.cam_hidden, lambd=a.grl_lambda)
 
+    def param_groups(self, net: TrainNet) -> list[dict[str, Any]]:
+        """The encoder at ``optim.lr``, the camera classifier at ``alignment.cam_lr_mult`` x ``optim.lr``."""
+        groups = super().param_groups(net)
+        if net.classifier is not None:
+            groups[-1]["lr"] = self.config.optim.lr * self.config.alignment.cam_lr_mult
+        return groups
+
+    def build_hooks(self) -> list[Hook]:
+        """The built-in hooks, and :class:`~labelrefine.recipes.calr.BestEpochHook` (``report_epoch="best"``)."""
+        hooks = super().build_hooks()
+        if self.config.report_epoch == "best":
+            hooks.append(BestEpochHook())
+        return hooks
+
     def domain_weight(self, epoch: int) -> float:
+        """β, the weight of the camera-domain loss in ``epoch`` (0 after ``alignment.epochs``)."""
         a = self.config.alignment
         return a.beta if a.epochs is None or epoch < a.epochs else 0.0
 
     def reversal_strength(self, epoch: int, it: int) -> float | None:
+        """Gradient-reversal strength at step ``it`` (``None``: leave the classifier's as it is)."""
         a, o = self.config.alignment, self.config.optim
         if a.grl_schedule != "dann":
             return None
         return a.grl_lambda * grl_lambda((epoch * o.iters_per_epoch + it) / (o.epochs * o.iters_per_epoch))
+
+    def train_step(self, epoch: int, it: int, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """:meth:`Trainer.train_step` with the gradient-reversal strength of ``reversal_strength`` set first."""
+        strength = self.reversal_strength(epoch, it)
+        if strength is not None and self.net.classifier is not None:
+            self.net.classifier.set_lambda(strength)
+        return super().train_step(epoch, it, batch)
+
+    def losses(self, batch: Mapping[str, Any], outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """ClusterNCE (``loss_inter``) and the camera-domain loss (``loss_domain``, 0 without a classifier)."""
+        losses = super().losses(batch, outputs)
+        logits = outputs.get("camera_logits")
+        if logits is None:
+            losses["loss_domain"] = torch.zeros((), device=batch["targets"].device)
+        else:  # with beta = 0 too, so that DDP sees every parameter used
+            losses["loss_domain"] = camera_domain_loss(logits.float(), batch["cams"])
+        return losses
+
+    def loss_weights(self, epoch: int) -> Mapping[str, float]:
+        """``loss_domain`` weighs :meth:`domain_weight` (β); without a classifier it is left out of the sum."""
+        return {"loss_domain": self.domain_weight(epoch) if self.net.classifier is not None else 0.0}
 
     def evaluate_due(self, epoch: int) -> bool:
         every = self.config.eval_every
@@ -325,7 +344,7 @@ class InterTrainer(Trainer):
     def graph_width(self) -> int:
         """Neighbours of the epoch's graph: ``k``, or ``k1 - 1`` for the Jaccard distance when wider."""
         c = self.config.clustering
-        return max(c.k, c.k1 - 1 if c.method == "dbscan" else 0)
+        return max(c.k, c.dbscan.k1 - 1 if c.method == "dbscan" else 0)
 
     def pseudo_label(self, feats: np.ndarray, epoch: int, graph: KnnGraph | None = None) -> PseudoLabels:
         """:meth:`cluster`, :meth:`refine`, :meth:`weights`; the cluster quality when identities are known."""
@@ -356,15 +375,16 @@ class InterTrainer(Trainer):
             graph = knn(feats, self.graph_width(), rng=self.config.seed, progress=progress)
         if c.method == "infomap":
             # k columns with the sample itself (the authors' search) or the sample and k others
-            width = c.k if c.k_includes_self else c.k + 1
+            width = c.k if c.infomap.k_includes_self else c.k + 1
             columns = (graph.indices[:, :width], graph.distances[:, :width])
             labels = infomap_cluster(  # seed 1 every epoch
-                columns, min_sim=c.min_sim, min_size=c.min_size, rng=1, progress=progress
+                columns, min_sim=c.min_sim, min_size=c.infomap.min_size, rng=1, progress=progress
             )
             return labels, graph
         # pairs farther than eps never matter to DBSCAN: storing only those within it bounds memory
-        jaccard = jaccard_distance(feats, knn=graph, k1=c.k1, k2=c.k2, max_distance=c.eps, progress=progress)
-        return dbscan_cluster(jaccard, eps=c.eps, min_samples=c.min_samples, progress=progress), graph
+        d = c.dbscan
+        jaccard = jaccard_distance(feats, knn=graph, k1=d.k1, k2=d.k2, max_distance=d.eps, progress=progress)
+        return dbscan_cluster(jaccard, eps=d.eps, min_samples=d.min_samples, progress=progress), graph
 
     def refine(
         self, labels: np.ndarray, feats: np.ndarray, graph: Any, epoch: int
@@ -389,7 +409,7 @@ class InterTrainer(Trainer):
             knn=graph,
             k=self.config.clustering.k,
             p=p,
-            rule=cast(PivotRule, r.rule),  # RefinementConfig checks rule against PIVOT_RULES (and refine again)
+            rule=r.rule,
             max_deviation=r.max_deviation,
             min_sim=self.config.clustering.min_sim,
             rng=self.epoch_seed(epoch),
@@ -446,15 +466,6 @@ class InterTrainer(Trainer):
             logger.info("local labels from %s: %d local clusters", source, len(np.unique(labels[labels >= 0])))
         return broadcast_object(labels)
 
-    def end_epoch(self, epoch: int, pseudo: PseudoLabels, record: dict[str, Any]) -> None:
-        self.labels = pseudo.labels
-        if "mAP" in record:
-            self.metrics = {
-                key: record[key]
-                for key in ("mAP", "rank1", "rank5", "rank10", "mINP", "n_valid_queries")
-                if key in record
-            }
-
     def checkpoint_extra(self, epoch: int, step: int, pseudo: PseudoLabels) -> dict[str, Any]:
         return {"epoch": epoch, "step": step, "labels": pseudo.labels, "local_labels": self.local}
 
@@ -474,7 +485,7 @@ class InterTrainer(Trainer):
             precision += f" kNN recall {record['knn_recall']:.3f},"
         logger.info(
             "%s: %d clusters (%.1f%% outliers), p=%.3f discarded %.1f%% "
-            "(%.0f%% of cluster-camera groups refined, %.1f local clusters per group),%s loss %.3f%s, %.1f s",
+            "(%.0f%% of cluster-camera groups refined, %.1f local clusters per group),%s %s%s, %.1f s",
             self.describe(epoch),
             record["n_clusters"],
             100 * record.get("outlier_ratio", nan),
@@ -483,20 +494,18 @@ class InterTrainer(Trainer):
             100 * record.get("refined_group_ratio", nan),
             record.get("fragments_per_group", nan),
             precision,
-            record.get("loss", nan),
+            format_losses(record),
             _fmt(record),
-            record["seconds"],
+            record.get("seconds", nan),
         )
 
-    def train(self) -> None:
-        config, session, checkpoint = self.config, self.session, self.checkpoint
-        self.build()
-        start_epoch, self.local, self.labels, self.metrics = 0, None, None, None
-        if checkpoint is not None:
-            self.load_states(checkpoint)
-            start_epoch, self.local = int(checkpoint["epoch"]) + 1, checkpoint.get("local_labels")
-            session.truncate_log(int(checkpoint["epoch"]))
-            logger.info("resuming stage 2 at epoch %d", start_epoch)
+    def setup(self) -> int:
+        """:meth:`Trainer.setup`, then the stage-1 labels (from the checkpoint when resuming)."""
+        config, session = self.config, self.session
+        start = super().setup()
+        self.local = None
+        if self.checkpoint is not None:
+            self.local = self.checkpoint.get("local_labels")
         elif config.refinement.enabled:
             with user_input():
                 self.local = self.read_local_labels()
@@ -515,14 +524,7 @@ class InterTrainer(Trainer):
             config.optim.batch_size // session.world_size,
             session.device,
         )
-        if checkpoint is not None:
-            set_rng_state(checkpoint["rng"])
-        if config.report_epoch == "best":  # the highest test-set mAP so far, resumed runs included
-            self.hooks.append(_BestEpoch(max((r["mAP"] for r in self.history() if "mAP" in r), default=-1.0)))
-        for epoch in range(start_epoch, config.optim.epochs):
-            self.run_epoch(epoch, epoch)
-            if self.should_stop(epoch, last=epoch == config.optim.epochs - 1):
-                return
+        return start
 
     def result(self) -> RunResult:
         history, metrics = self.history(), self.metrics

@@ -1,18 +1,30 @@
-"""The trainer both CALR stages are configurations of: named steps to override, hooks to observe and steer.
+"""The trainer both CALR stages are configurations of: it owns the loop; steps to override, hooks to observe and steer.
 
-One epoch of a clustering-based contrastive trainer (Cluster-Contrast, CALR)::
+The loop of :meth:`Trainer.fit` (the base class runs it; a stage only configures it)::
 
-    before_epoch hooks
-    features  = extract(train split)                        every rank
-    pseudo    = pseudo_label(features, epoch)               rank 0, broadcast: PseudoLabels
-    memory.reset(pseudo.centroids, pseudo.weights)
-    losses    = train_epoch(epoch, pseudo)                  after_step hooks at every step
-    metrics   = evaluate() when due
-    after_epoch hooks (with the epoch's record), checkpoint
+    build_data(), check_data()
+    setup()                       build the parts, restore a checkpoint: the first epoch to run
+    before_train hooks
+    for each epoch of the run (num_epochs(); stage 1: cameras x epochs):
+        start_epoch(step)         stage 1: a fresh encoder for a new camera
+        before_epoch hooks
+        features = extract(training_set())                  every rank
+        pseudo   = pseudo_label(features, epoch)            rank 0, broadcast: PseudoLabels
+        memory.reset(pseudo.centroids, pseudo.weights)
+        train_epoch(epoch, pseudo): for each batch
+            train_step(epoch, it, batch): forward(batch) -> outputs,
+                losses(batch, outputs) -> {name: tensor}, weighted by loss_weights(epoch), summed, backward
+            after_step hooks
+        end_epoch(epoch, pseudo, record)
+        after_epoch hooks         built in: LR schedule, evaluation, logging, best epoch, checkpoint
+        stop: request_stop() from a hook, or stop_after_epoch (RunInterrupted)
+    finish()                      stage 1: write local_labels.npz
+    result(), after_train hooks
 
-``build_encoder``, ``build_classifier``, ``build_memory`` and ``build_optimizer`` make the
-parts. A subclass replaces a step by overriding its method; a :class:`Hook` observes the run
-(logging, metrics files) or steers it (:meth:`Trainer.request_stop`, a learning-rate change).
+``build_data``, ``build_encoder``, ``build_classifier``, ``build_memory``, ``build_optimizer``
+and ``build_hooks`` make the parts. A subclass replaces a step by overriding its method; a
+:class:`Hook` observes the run (logging, metrics files) or steers it
+(:meth:`Trainer.request_stop`, a learning-rate change).
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,31 +47,18 @@ from ..._types import KnnGraph
 from ...cluster import cluster_centroids
 from ...data import PKSampler
 from ...metrics import cluster_report
-from ...nn import (
-    CameraClassifier,
-    ClusterMemory,
-    all_gather_tensor,
-    broadcast_object,
-    camera_domain_loss,
-    convert_batchnorm,
-)
+from ...nn import CameraClassifier, ClusterMemory, all_gather_tensor, broadcast_object, convert_batchnorm
 from ...nn import extract_features as _extract_features
 from ...refine import relabel
 from ...retrieval import evaluate_retrieval
-from .config import AlignmentConfig, OptimConfig, RuntimeConfig, _TrainConfig
-from .data import RunData, build_data
+from .config import OptimConfig, RuntimeConfig, _TrainConfig
+from .data import RunData
+from .data import build_data as _build_data
+from .hooks import CheckpointHook, EvaluationHook, Hook, LoggingHook, LRScheduleHook, load_hook, sort_hooks
 from .models import TrainNet, build_encoder
-from .runtime import RunInterrupted, Session, logger, read_log, user_input
+from .runtime import RunInterrupted, Session, logger, read_log, set_rng_state, user_input
 
 __all__ = ["Hook", "PseudoLabels", "RunResult", "Trainer"]
-
-
-@runtime_checkable
-class _AlignedConfig(Protocol):
-    """A training config with a camera-domain loss section (:class:`InterConfig`)."""
-
-    @property
-    def alignment(self) -> AlignmentConfig: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,25 +88,6 @@ class PseudoLabels:
     def n_clusters(self) -> int:
         """C, the number of clusters."""
         return int(self.centroids.shape[0])
-
-
-class Hook:
-    """Base of the trainer's hooks; override the methods you need (each does nothing here).
-
-    A hook receives the trainer, so it can read its parts (``trainer.optimizer``,
-    ``trainer.net``, ``trainer.config``...), change them (a learning rate) or call
-    :meth:`Trainer.request_stop`. Hooks run on every process; write files on
-    ``trainer.session.is_main`` only.
-    """
-
-    def before_epoch(self, trainer: Trainer, epoch: int) -> None:
-        """Before the epoch's features are extracted."""
-
-    def after_step(self, trainer: Trainer, epoch: int, it: int, losses: Mapping[str, torch.Tensor]) -> None:
-        """After optimisation step ``it`` of the epoch; ``losses`` are detached scalar tensors."""
-
-    def after_epoch(self, trainer: Trainer, epoch: int, record: Mapping[str, Any]) -> None:
-        """After the epoch is trained, evaluated and logged, before its checkpoint."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,49 +129,91 @@ def quality(pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 class Trainer:
-    """A clustering-based contrastive trainer with named steps and hooks; :class:`IntraTrainer` and
+    """A clustering-based contrastive trainer that owns its loop; :class:`IntraTrainer` and
     :class:`InterTrainer` are its two CALR configurations.
+
+    The loop (see the module docstring) runs the epochs, resume and stop. A subclass chooses the
+    steps (``pseudo_label``, ``forward``, ``losses``...), the losses and the hooks; it does not
+    write a loop.
 
     Parameters
     ----------
     config : IntraConfig or InterConfig
-        The stage's resolved config.
+        The stage's resolved config. The hooks named in ``config.runtime.hooks`` (import paths,
+        see ``labelrefine.recipes.calr.hooks.load_hook``) are added to ``hooks``.
     hooks : iterable of Hook, optional
-        Called in order at each hook point.
+        The user's hooks, added to the built-in ones.
     resume : bool, default False
         Continue the run in ``config.runtime.run_dir`` from its checkpoint.
+    default_hooks : bool, default True
+        Start ``hooks`` with :meth:`build_hooks` (LR schedule, evaluation, logging, checkpoint);
+        ``False`` runs only the hooks given and those of the config.
 
     Attributes
     ----------
+    hooks : list of Hook
+        Every hook of the run, built-in ones first; edit the list before :meth:`fit` to remove or
+        replace one. They run in the order of their ``priority`` (module ``labelrefine.recipes.calr.hooks``).
     session : Session
-        Device, process group, run folder (set while :meth:`fit` runs).
+        Device, process group, run folder (``session.folder``), set while :meth:`fit` runs.
     data : RunData
-        The datasets and per-sample arrays.
+        The datasets and per-sample arrays (:meth:`build_data`).
     net : TrainNet
         Encoder and optional camera classifier; ``model`` is the same network, wrapped in
         DistributedDataParallel when several processes train.
     memory, optimizer, scheduler, scaler :
         The cluster memory, the optimiser, its learning-rate schedule and the AMP gradient scaler.
+    epoch, epoch_step : int
+        The epoch being trained: its number in its phase and its index over the run (the
+        ``step`` of its log record).
+    pseudo : PseudoLabels
+        The pseudo labels of the epoch being trained.
+    labels : numpy.ndarray or None
+        The pseudo labels of the last epoch trained.
+    metrics : dict or None
+        The last evaluation (set by :class:`~labelrefine.recipes.calr.EvaluationHook`).
     """
 
     STAGE: ClassVar[str] = ""
 
-    def __init__(self, config: _TrainConfig, *, hooks: Iterable[Hook] = (), resume: bool = False) -> None:
+    def __init__(
+        self,
+        config: _TrainConfig,
+        *,
+        hooks: Iterable[Hook] = (),
+        resume: bool = False,
+        default_hooks: bool = True,
+    ) -> None:
         self.config = config
-        self.hooks = list(hooks)
         self.resume = resume
+        with user_input():  # a bad import path is the user's input: one line on the command line
+            named = [load_hook(path) for path in config.runtime.hooks]
+        self.hooks: list[Hook] = [*(self.build_hooks() if default_hooks else []), *hooks, *named]
         self.session: Session
         self.data: RunData
         self.checkpoint: dict[str, Any] | None = None
+        self.labels: np.ndarray | None = None
+        self.metrics: dict[str, Any] | None = None
+        self.pseudo: PseudoLabels
+        self.epoch, self.epoch_step, self.epoch_started = 0, 0, 0.0
         self._stop = False
+        self._ordered: list[Hook] = []
 
     # ------------------------------------------------------------------ build steps
+    def build_hooks(self) -> list[Hook]:
+        """The built-in hooks: learning-rate schedule, evaluation, logging, checkpoint (see ``calr.hooks``)."""
+        return [LRScheduleHook(), EvaluationHook(), LoggingHook(), CheckpointHook()]
+
+    def build_data(self) -> RunData:
+        """The datasets and per-sample arrays of the run (``labelrefine.recipes.calr.data.build_data``)."""
+        return _build_data(self.config)
+
     def build_encoder(self) -> nn.Module:
         """The encoder: maps a batch of inputs ``batch["img"]`` to embeddings (B, D)."""
         return build_encoder(self.config.model, self.data.input_dim)
 
     def build_classifier(self, dim: int) -> CameraClassifier | None:
-        """The camera classifier on the ``dim``-wide embedding (``None``: no domain loss)."""
+        """A head on the ``dim``-wide embedding (``None`` here; :class:`InterTrainer`: the camera classifier)."""
         return None
 
     def build_memory(self, dim: int) -> ClusterMemory:
@@ -199,19 +221,17 @@ class Trainer:
         o = self.config.optim
         return ClusterMemory(dim, 1, temperature=o.temperature, momentum=o.momentum, mode=o.memory_mode)
 
-    def build_optimizer(self, net: TrainNet) -> tuple[torch.optim.Optimizer, Any]:
-        """Optimiser over the encoder (and the classifier, at ``cam_lr_mult`` x lr) and its step schedule."""
-        o = self.config.optim
+    def param_groups(self, net: TrainNet) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: the encoder, and the classifier if there is one (at ``optim.lr``)."""
         groups: list[dict[str, Any]] = [{"params": [p for p in net.encoder.parameters() if p.requires_grad]}]
         if net.classifier is not None:
-            config = self.config
-            if not isinstance(config, _AlignedConfig):
-                raise TypeError(
-                    f"a camera classifier trains at alignment.cam_lr_mult x optim.lr, but the "
-                    f"{type(config).__name__} has no alignment section"
-                )
-            lr = o.lr * config.alignment.cam_lr_mult
-            groups.append({"params": [p for p in net.classifier.parameters() if p.requires_grad], "lr": lr})
+            groups.append({"params": [p for p in net.classifier.parameters() if p.requires_grad]})
+        return groups
+
+    def build_optimizer(self, net: TrainNet) -> tuple[torch.optim.Optimizer, Any]:
+        """Optimiser over :meth:`param_groups` and its step schedule."""
+        o = self.config.optim
+        groups = self.param_groups(net)
         if o.optimizer == "sgd":
             optimizer: torch.optim.Optimizer = torch.optim.SGD(
                 groups, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay
@@ -249,7 +269,7 @@ class Trainer:
         with torch.no_grad():
             return int(encoder(self.data.train_eval[0]["img"].unsqueeze(0)).shape[1])
 
-    # ------------------------------------------------------------------ epoch steps
+    # ------------------------------------------------------------------ pseudo labels
     def extract(self, dataset: Any) -> np.ndarray:
         """Embeddings of ``dataset`` with the current encoder (every rank gets all of them)."""
         return extract(self.session, self.config.runtime, self.net.encoder, dataset)
@@ -266,6 +286,15 @@ class Trainer:
     def pseudo_label(self, feats: np.ndarray, epoch: int, graph: KnnGraph | None = None) -> PseudoLabels:
         """The epoch's pseudo labels from the training features (runs on rank 0 only)."""
         raise NotImplementedError
+
+    def make_pseudo_labels(self, epoch: int) -> PseudoLabels:
+        """Features of :meth:`training_set`, :meth:`search`, :meth:`pseudo_label` on rank 0, broadcast."""
+        feats = self.extract(self.training_set())
+        graph = self.search(feats)  # a collective: every rank takes part
+        pseudo = None
+        if self.session.is_main:  # a trainer without search() keeps pseudo_label(feats, epoch)
+            pseudo = self.pseudo_label(feats, epoch) if graph is None else self.pseudo_label(feats, epoch, graph)
+        return broadcast_object(pseudo)
 
     def progress(self) -> Progress | None:
         """The callback the library's long steps report to: tqdm bars or one log line per step (rank 0)."""
@@ -290,22 +319,19 @@ class Trainer:
         """Seed of the epoch's batches (and of a random refinement)."""
         raise NotImplementedError
 
-    def domain_weight(self, epoch: int) -> float:
-        """Weight of the camera-domain loss in ``epoch`` (used when a classifier exists)."""
-        return 0.0
-
-    def reversal_strength(self, epoch: int, it: int) -> float | None:
-        """Gradient-reversal strength at step ``it`` (``None``: leave the classifier's as it is)."""
-        return None
-
+    # ------------------------------------------------------------------ training steps
     def batches(self, labels: np.ndarray, epoch: int) -> np.ndarray | None:
         """The epoch's global batches (``global_batches``), the same on every process."""
         cams, world = self.data.train_cams, self.session.world_size
         return global_batches(labels, cams, self.config.optim, world, self.epoch_seed(epoch))
 
     def train_epoch(self, epoch: int, pseudo: PseudoLabels) -> dict[str, float]:
-        """``iters_per_epoch`` steps of ClusterNCE (+ the weighted camera-domain loss); mean losses."""
-        session, net, device = self.session, self.net, self.session.device
+        """``iters_per_epoch`` calls of :meth:`train_step`; the mean of every loss over the epoch.
+
+        The batch a step receives holds ``img`` (on the device), ``targets`` (the pseudo labels),
+        ``cams`` and ``index`` (the samples' positions in the training set).
+        """
+        session, device = self.session, self.session.device
         batches = self.batches(pseudo.labels, epoch)
         if batches is None:
             logger.warning("%s: no cluster to train on, skipping the epoch's training", self.describe(epoch))
@@ -320,42 +346,74 @@ class Trainer:
         )
         labels_t = torch.from_numpy(pseudo.labels)
         cams_t = torch.from_numpy(np.asarray(self.data.train_cams, dtype=np.int64))
-        beta, sums = self.domain_weight(epoch), torch.zeros(3, dtype=torch.float64, device=device)
+        sums: dict[str, torch.Tensor] = {}
         tqdm = import_optional("tqdm").tqdm
-        net.train()
+        self.net.train()
         with tqdm(total=len(local), desc=self.describe(epoch), leave=False, disable=not session.progress()) as bar:
-            for it, (idx, batch) in enumerate(zip(local, loader, strict=True)):
+            for it, (idx, loaded) in enumerate(zip(local, loader, strict=True)):
                 index = torch.from_numpy(idx)
-                targets = labels_t[index].to(device)
-                strength = self.reversal_strength(epoch, it)
-                if strength is not None and net.classifier is not None:
-                    net.classifier.set_lambda(strength)
-                losses = self.step(batch["img"].to(device, non_blocking=True), targets, cams_t[index].to(device), beta)
-                sums += torch.stack(list(losses.values())).double()
-                for hook in self.hooks:
-                    hook.after_step(self, epoch, it, losses)
+                batch = {
+                    "img": loaded["img"].to(device, non_blocking=True),
+                    "targets": labels_t[index].to(device),
+                    "cams": cams_t[index].to(device),
+                    "index": index,
+                }
+                losses = self.train_step(epoch, it, batch)
+                for key, value in losses.items():  # summed on the device: no synchronisation per step
+                    sums[key] = sums.get(key, torch.zeros((), dtype=torch.float64, device=device)) + value.double()
+                self.call_hooks("after_step", epoch, it, losses)
                 bar.update(1)
-        mean = (sums / len(local)).tolist()
-        return {"loss": mean[0], "loss_inter": mean[1], "loss_domain": mean[2]}
+        return {key: float(total / len(local)) for key, total in sums.items()}
 
-    def step(self, x: torch.Tensor, targets: torch.Tensor, cams: torch.Tensor, beta: float) -> dict[str, torch.Tensor]:
-        """One optimisation step; returns the detached ``loss``, ``loss_inter`` and ``loss_domain``."""
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The network on ``batch["img"]`` (autocast with AMP): ``embeddings``, with a classifier ``camera_logits``."""
         session = self.session
         with torch.autocast(device_type=session.device.type, dtype=torch.float16, enabled=session.amp):
-            emb, logits = self.model(x)
-        loss_inter = self.memory(emb, targets)
-        if session.distributed:
+            emb, logits = self.model(batch["img"])
+        outputs = {"embeddings": emb}
+        if logits is not None:
+            outputs["camera_logits"] = logits
+        return outputs
+
+    def losses(self, batch: Mapping[str, Any], outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loss terms of a step, by name; each is logged, and their weighted sum is the ``loss`` trained.
+
+        Here ``loss_inter``: ClusterNCE of the embeddings against the cluster memory (balanced
+        over processes under DistributedDataParallel). A subclass adds a term with
+        ``out = super().losses(batch, outputs); out["loss_mine"] = ...; return out``.
+        """
+        targets = batch["targets"]
+        loss_inter = self.memory(outputs["embeddings"], targets)
+        if self.session.distributed:
             loss_inter = loss_inter * self._balance_factor(targets)
-        loss, loss_domain = loss_inter, torch.zeros((), device=x.device)
-        if logits is not None:  # with beta = 0 too, so that DDP sees every parameter used
-            loss_domain = camera_domain_loss(logits.float(), cams)
-            loss = loss + beta * loss_domain
+        return {"loss_inter": loss_inter}
+
+    def loss_weights(self, epoch: int) -> Mapping[str, float]:
+        """Weights of the terms of :meth:`losses` in ``epoch``'s sum (a term not named here weighs 1)."""
+        return {}
+
+    def train_step(self, epoch: int, it: int, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the detached ``loss`` (the weighted sum) and every term of :meth:`losses`."""
+        outputs = self.forward(batch)
+        terms = self.losses(batch, outputs)
+        if not terms or "loss" in terms:
+            raise ValueError(
+                "losses() must return at least one term and no key 'loss' (the trainer's weighted sum), "
+                f"got {sorted(terms)}"
+            )
+        weights = self.loss_weights(epoch)
+        loss: torch.Tensor | None = None
+        for key, value in terms.items():
+            weight = weights.get(key, 1.0)
+            term = value if weight == 1.0 else weight * value  # a weight 0 keeps the term in the graph (DDP)
+            loss = term if loss is None else loss + term
+        assert loss is not None
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.memory.update(emb.detach().float(), targets)
-        return {"loss": loss.detach(), "loss_inter": loss_inter.detach(), "loss_domain": loss_domain.detach()}
+        self.memory.update(outputs["embeddings"].detach().float(), batch["targets"])
+        return {"loss": loss.detach(), **{key: value.detach() for key, value in terms.items()}}
 
     def _balance_factor(self, targets: torch.Tensor) -> torch.Tensor:
         """Scale of one process's ClusterNCE so that DDP's gradient average is that of the global batch.
@@ -374,10 +432,15 @@ class Trainer:
         return retrieval_metrics(self.session, self.config.runtime, self.net.encoder, self.data)
 
     def evaluate_due(self, epoch: int) -> bool:
-        """Whether to evaluate after ``epoch``."""
+        """Whether to evaluate after ``epoch`` (read by :class:`~labelrefine.recipes.calr.EvaluationHook`)."""
         return False
 
     # ------------------------------------------------------------------ the loop
+    def call_hooks(self, point: str, *args: Any) -> None:
+        """Call ``point`` (``"before_epoch"``...) of every hook, in the order of their priority."""
+        for hook in self._ordered:
+            getattr(hook, point)(self, *args)
+
     def request_stop(self) -> None:
         """End the run after the current epoch (its checkpoint is written; ``fit`` returns normally)."""
         self._stop = True
@@ -386,17 +449,36 @@ class Trainer:
         """The epoch's name in progress bars and warnings."""
         return f"epoch {epoch + 1}/{self.config.optim.epochs}"
 
+    def num_epochs(self) -> int:
+        """Epochs of the whole run (``optim.epochs``; stage 1: cameras x epochs), counted by ``step``."""
+        return self.config.optim.epochs
+
+    def setup(self) -> int:
+        """Before the loop: :meth:`build`, then :meth:`restore`; returns the first ``step`` to run."""
+        self.build()
+        return self.restore()
+
+    def restore(self) -> int:
+        """Continue from the checkpoint (parts, log, random state); the first ``step`` to run (0 without one)."""
+        checkpoint = self.checkpoint
+        if checkpoint is None:
+            return 0
+        self.load_states(checkpoint)
+        step = int(checkpoint["step"])
+        self.session.folder.truncate_log(step)
+        set_rng_state(checkpoint["rng"])
+        logger.info("resuming %s at epoch %d", self.STAGE, step + 1)
+        return step + 1
+
+    def start_epoch(self, step: int) -> int:
+        """Prepare the run's epoch ``step``; returns its number in its phase (here ``step`` itself)."""
+        return step
+
     def run_epoch(self, epoch: int, step: int) -> dict[str, Any]:
         """One epoch (see the module docstring); returns its log record."""
-        tic = time.time()
-        for hook in self.hooks:
-            hook.before_epoch(self, epoch)
-        feats = self.extract(self.training_set())
-        graph = self.search(feats)  # a collective: every rank takes part
-        pseudo = None
-        if self.session.is_main:  # a trainer without search() keeps pseudo_label(feats, epoch)
-            pseudo = self.pseudo_label(feats, epoch) if graph is None else self.pseudo_label(feats, epoch, graph)
-        pseudo = broadcast_object(pseudo)
+        self.epoch, self.epoch_step, self.epoch_started = epoch, step, time.time()
+        self.call_hooks("before_epoch", epoch)
+        self.pseudo = pseudo = self.make_pseudo_labels(epoch)
         losses: dict[str, float] = {}
         if pseudo.n_clusters:
             weights = None if pseudo.weights is None else torch.from_numpy(pseudo.weights)
@@ -405,17 +487,11 @@ class Trainer:
         else:
             logger.warning("%s: every sample is an outlier, no training this epoch", self.describe(epoch))
         lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
-        metrics = self.evaluate() if self.evaluate_due(epoch) else None
         record = {"stage": self.STAGE, "step": step, **self.record_keys(), "epoch": epoch, "lr": lr}
-        record.update({**pseudo.stats, **losses, **(metrics or {})})
+        record.update({**pseudo.stats, **losses})
+        self.labels = pseudo.labels
         self.end_epoch(epoch, pseudo, record)
-        record["seconds"] = round(time.time() - tic, 3)
-        self.session.append_log(record)
-        self.log_epoch(epoch, record)
-        for hook in self.hooks:
-            hook.after_epoch(self, epoch, record)
-        self.session.save_checkpoint({**self.states(), **self.checkpoint_extra(epoch, step, pseudo)})
+        self.call_hooks("after_epoch", epoch, record)
         return record
 
     def record_keys(self) -> dict[str, Any]:
@@ -423,13 +499,16 @@ class Trainer:
         return {}
 
     def end_epoch(self, epoch: int, pseudo: PseudoLabels, record: dict[str, Any]) -> None:
-        """Called after training and evaluation, before the record is logged (may add keys to it)."""
+        """Called after training, before the after_epoch hooks (may add keys to the record)."""
 
     def log_epoch(self, epoch: int, record: Mapping[str, Any]) -> None:
-        """The epoch's line in ``train.log``."""
-        loss = record.get("loss", float("nan"))
+        """The epoch's line in ``train.log`` (written by :class:`~labelrefine.recipes.calr.LoggingHook`)."""
         logger.info(
-            "%s: %d clusters, loss %.3f, %.1f s", self.describe(epoch), record["n_clusters"], loss, record["seconds"]
+            "%s: %d clusters, %s, %.1f s",
+            self.describe(epoch),
+            record["n_clusters"],
+            format_losses(record),
+            record.get("seconds", float("nan")),
         )
 
     def states(self) -> dict[str, Any]:
@@ -458,40 +537,68 @@ class Trainer:
         """What the checkpoint holds besides :meth:`states` to resume after ``step``."""
         return {"epoch": epoch, "step": step}
 
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` of the current epoch (:class:`~labelrefine.recipes.calr.CheckpointHook`)."""
+        extra = self.checkpoint_extra(self.epoch, self.epoch_step, self.pseudo)
+        self.session.folder.save_checkpoint({**self.states(), **extra})
+
     def should_stop(self, step: int, last: bool) -> bool:
-        """After a checkpoint: end the run (a hook's request), or raise at ``stop_after_epoch``."""
+        """After an epoch's hooks: end the run (a hook's request), or raise at ``stop_after_epoch``."""
         if self.config.stop_after_epoch is not None and step == self.config.stop_after_epoch and not last:
             raise RunInterrupted(str(self.session.run_dir), step)
         return self._stop
 
+    def train(self) -> None:
+        """The loop: :meth:`setup`, before_train hooks, :meth:`run_epoch` until done or stopped, :meth:`finish`."""
+        start = self.setup()
+        self.call_hooks("before_train")
+        total = self.num_epochs()
+        for step in range(start, total):
+            epoch = self.start_epoch(step)
+            self.run_epoch(epoch, step)
+            if self.should_stop(step, last=step == total - 1):
+                return
+        self.finish()
+
+    def finish(self) -> None:
+        """After the last epoch (not after a stop): the stage's outputs (stage 1: ``local_labels.npz``)."""
+
     def fit(self) -> RunResult:
-        """Run the stage: prepare the run folder and data, then :meth:`train`; returns its result."""
+        """Run the stage: prepare the run folder and data, :meth:`train`, :meth:`result`; returns the result."""
+        self._ordered = sort_hooks(self.hooks)
+        self._stop = False
         with contextlib.ExitStack() as stack:
             with user_input():
                 self.session = session = stack.enter_context(Session(self.config, resume=self.resume))
-                self.checkpoint = session.prepare_run_dir()
-                self.data = build_data(self.config)
+                self.checkpoint = session.folder.prepare(session.environment())
+                self.data = self.build_data()
                 self.check_data()
             session.seed_everything()
             self.train()
             session.barrier()
             self.net.encoder.eval()
-            return self.result()
+            result = self.result()
+            self.call_hooks("after_train", result)
+            return result
 
     def check_data(self) -> None:
         """Check the settings against the data before anything trains."""
 
-    def train(self) -> None:
-        """The stage's loop: :meth:`build`, then :meth:`run_epoch` over the epochs (and, in stage 1, cameras)."""
-        raise NotImplementedError
-
     def result(self) -> RunResult:
-        """What :meth:`fit` returns, after the loop and a barrier."""
-        raise NotImplementedError
+        """What :meth:`fit` returns, after the loop and a barrier: the labels and metrics of the last epoch."""
+        return RunResult(self.STAGE, self.session.run_dir, self.history(), self.labels, self.metrics, self.net.encoder)
 
     def history(self) -> list[dict[str, Any]]:
         """The run's log records (rank 0; an empty list elsewhere)."""
         return read_log(self.session.run_dir) if self.session.is_main else []
+
+
+def format_losses(record: Mapping[str, Any]) -> str:
+    """The losses of a log record for ``train.log``: ``loss 1.234 (loss_inter 1.200, loss_domain 0.340)``."""
+    if "loss" not in record:
+        return "no training"
+    terms = ", ".join(f"{key} {value:.3f}" for key, value in record.items() if key.startswith("loss_"))
+    return f"loss {record['loss']:.3f}" + (f" ({terms})" if terms else "")
 
 
 def global_batches(

@@ -125,31 +125,6 @@ class CameraClusteringConfig(_Section):
             "k": self.infomap.k,
         }
 
-    # the keys of the section before its sub-sections, read by the trainer until it reads the sub-sections
-    @property
-    def images_per_cluster(self) -> int:
-        return self.agglomerative.images_per_cluster
-
-    @property
-    def k1(self) -> int:
-        return int(self.options()["k1"])
-
-    @property
-    def k2(self) -> int:
-        return int(self.options()["k2"])
-
-    @property
-    def eps(self) -> float:
-        return self.dbscan.eps
-
-    @property
-    def min_sim(self) -> float:
-        return self.infomap.min_sim
-
-    @property
-    def k(self) -> int:
-        return self.infomap.k
-
 
 @dataclass(frozen=True)
 class InfomapConfig(_Section):
@@ -229,28 +204,3 @@ class ClusteringConfig(_Section):
     def _validate(self) -> None:
         check_int(self.k, "clustering.k", low=2)
         check_probability(self.min_sim, "clustering.min_sim")
-
-    # the keys of the section before its sub-sections, read by the trainer until it reads the sub-sections
-    @property
-    def k_includes_self(self) -> bool:
-        return self.infomap.k_includes_self
-
-    @property
-    def min_size(self) -> int:
-        return self.infomap.min_size
-
-    @property
-    def eps(self) -> float:
-        return self.dbscan.eps
-
-    @property
-    def min_samples(self) -> int:
-        return self.dbscan.min_samples
-
-    @property
-    def k1(self) -> int:
-        return self.dbscan.k1
-
-    @property
-    def k2(self) -> int:
-        return self.dbscan.k2

@@ -575,11 +575,6 @@ class IntraConfig(_TrainConfig):
     )
     camera_clustering: CameraClusteringConfig = field(default_factory=CameraClusteringConfig)
 
-    @property
-    def clustering(self) -> CameraClusteringConfig:
-        """``camera_clustering``, under the section's name before it was renamed (read by the trainer)."""
-        return self.camera_clustering
-
 
 @dataclass(frozen=True)
 class InterConfig(_TrainConfig):
