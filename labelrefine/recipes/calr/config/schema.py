@@ -565,7 +565,7 @@ class IntraConfig(_TrainConfig):
         :class:`OptimConfig` (stage-1 defaults: 20 epochs, batch 64, 4 instances, 100
         iterations), :class:`RuntimeConfig`, :class:`SyntheticConfig`.
     camera_clustering : CameraClusteringConfig
-        Per-camera clustering (called ``clustering`` before 0.x; :attr:`clustering` still reads it).
+        Per-camera clustering (the section was called ``clustering`` before; old keys name the new one).
     """
 
     STAGE: ClassVar[str] = "intra"
