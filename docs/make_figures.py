@@ -12,7 +12,7 @@ draws the same pictures (up to the platform's floating point):
   ``labelrefine demo --plot`` (the paper's Fig. 4 on synthetic data);
 - ``schedules.png``: the decay schedules of the discard probability p (paper Table IV);
 - ``refine-quality.png``: impurities removed against discard precision of every pivot rule in
-  every cell, drawn by ``benchmarks/refine_quality.py --quick`` (about a minute; ``--skip-study``
+  every cell, drawn by ``benchmarks/refine_quality.py`` (3 seeds, the study of the docs; about 7 minutes; ``--skip-study``
   leaves it as it is).
 """
 
@@ -120,7 +120,7 @@ def schedules_figure(path: Path, epochs: int = 50) -> None:
 def refine_quality_figure(path: Path) -> None:
     """The pivot-rule study of docs/pivot-rules.md; its tables go to stdout."""
     script = HERE.parent / "benchmarks" / "refine_quality.py"
-    subprocess.run([sys.executable, str(script), "--quick", "--figure", str(path)], check=True, cwd=script.parent)
+    subprocess.run([sys.executable, str(script), "--figure", str(path)], check=True, cwd=script.parent)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from ._validation import (
 )
 from .agreement import DEFAULT_MAX_DEVIATION, cross_camera_outliers
 from .pivots import (
-    PivotRule,
+    DEFAULT_RULE,
     RuleInput,
     RulePlan,
     graph_from,
@@ -136,7 +136,7 @@ def refine(
     knn: KnnGraph | tuple[Any, Any] | None = None,
     k: int = 15,
     p: float = 1.0,
-    rule: PivotRule = "cross-camera",
+    rule: str = DEFAULT_RULE,
     max_deviation: float = DEFAULT_MAX_DEVIATION,
     link_k: int | None = None,
     min_sim: float = 0.5,
@@ -175,7 +175,8 @@ def refine(
         Discard probability (decay it over epochs with :mod:`labelrefine.schedules`). ``p = 0``
         returns the labels unchanged; ``p = 1`` is deterministic.
     rule : str, default "cross-camera"
-        One of :data:`labelrefine.pivots.PIVOT_RULES`:
+        One of :func:`labelrefine.pivots.pivot_rules`: a built-in rule below or one registered with
+        :func:`labelrefine.pivots.register_pivot_rule`.
 
         - ``"cross-camera"`` (default, chosen by the measured study of
           ``benchmarks/refine_quality.py``, docs "Choosing a pivot rule"): in a global cluster

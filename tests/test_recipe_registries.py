@@ -9,13 +9,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("yaml")
 
-from labelrefine.cluster import cluster_camera
+import numpy as np
+
+from labelrefine.cluster import register_cluster_method, unregister_cluster_method
 from labelrefine.data import DATASETS, read_folder, register_dataset, unregister_dataset
-from labelrefine.pivots import PIVOT_RULES
+from labelrefine.pivots import RulePlan, register_pivot_rule, unregister_pivot_rule
 from labelrefine.recipes import calr
 from labelrefine.recipes.calr.backbones import BACKBONES, register_backbone, unregister_backbone
 from labelrefine.recipes.calr.config import (
-    CAMERA_METHODS,
     EvalConfig,
     InterConfig,
     IntraConfig,
@@ -55,16 +56,34 @@ def test_resolve_config_returns_the_class_of_its_stage():
     assert hints["return"] != typing.Any  # the overloads narrow it per stage literal
 
 
-def test_choice_fields_are_literals_checked_against_their_values():
-    hints = typing.get_type_hints(InterConfig)
-    rule = typing.get_type_hints(hints["refinement"])["rule"]
-    assert set(typing.get_args(rule)) == set(PIVOT_RULES)
+def test_choice_fields_are_checked_against_their_values():
     assert resolve_config("inter", sets={"refinement.rule": "camera-linked"}).refinement.rule == "camera-linked"
-    assert set(CAMERA_METHODS) == set(typing.get_args(typing.get_type_hints(cluster_camera)["method"]))
     with pytest.raises(TypeError, match=r"model.pooling must be a string, got 3"):
         resolve_config("inter", sets={"model.pooling": 3})
     with pytest.raises(ValueError, match=r"optim.optimizer must be one of 'adam', 'sgd'; got 'rmsprop'"):
         resolve_config("inter", sets={"optim.optimizer": "rmsprop"})
+    with pytest.raises(ValueError, match=r"refinement.rule must be one of .*got 'mine'"):
+        resolve_config("inter", sets={"refinement.rule": "mine"})
+    with pytest.raises(ValueError, match=r"camera_clustering.method must be one of .*got 'halves'"):
+        resolve_config("intra", sets={"camera_clustering.method": "halves"})
+
+
+def test_rules_and_camera_methods_registered_in_the_core_are_config_choices():
+    @register_pivot_rule("mine")
+    def mine(inputs):
+        return RulePlan(pivots=np.flatnonzero(inputs.global_labels >= 0))
+
+    @register_cluster_method("halves")
+    def halves(feats, options):
+        return (np.arange(feats.shape[0]) >= feats.shape[0] // 2).astype(np.int64)
+
+    try:
+        assert resolve_config("inter", sets={"refinement.rule": "mine"}).refinement.rule == "mine"
+        config = resolve_config("intra", sets={"camera_clustering.method": "halves"})
+        assert config.camera_clustering.options()["method"] == "halves"
+    finally:
+        unregister_pivot_rule("mine")
+        unregister_cluster_method("halves")
 
 
 # ---------------------------------------------------------------------------------- renamed keys

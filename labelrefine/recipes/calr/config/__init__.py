@@ -22,7 +22,6 @@ from .catalogue import (
     settings_markdown,
 )
 from .clustering import (
-    CAMERA_METHODS,
     GLOBAL_METHODS,
     AgglomerativeConfig,
     CameraClusteringConfig,
@@ -70,7 +69,6 @@ IntraClusteringConfig = CameraClusteringConfig
 """The name of :class:`CameraClusteringConfig` before the section was renamed ``camera_clustering``."""
 
 __all__ = [
-    "CAMERA_METHODS",
     "DEFAULT_SOURCES",
     "GLOBAL_METHODS",
     "PRESETS",

@@ -11,11 +11,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ...._validation import check_int, check_probability
+from ...._validation import check_choice, check_int, check_probability
+from ....cluster import cluster_methods
 from ._base import _open_unit, _Section
 
 __all__ = [
-    "CAMERA_METHODS",
     "GLOBAL_METHODS",
     "AgglomerativeConfig",
     "CameraClusteringConfig",
@@ -26,9 +26,9 @@ __all__ = [
     "InfomapConfig",
 ]
 
-CameraMethod = Literal["agglomerative", "dbscan", "infomap"]
-"""The methods of :func:`labelrefine.cluster_camera` (its ``method`` annotation; tests check they agree)."""
-CAMERA_METHODS: tuple[str, ...] = typing.get_args(CameraMethod)
+CameraMethodName = str
+"""A name of :func:`labelrefine.cluster.cluster_methods` (the built-ins and those registered with
+:func:`labelrefine.cluster.register_cluster_method`)."""
 GlobalMethod = Literal["infomap", "dbscan"]
 """The global clustering methods of :class:`~labelrefine.recipes.calr.InterTrainer`."""
 GLOBAL_METHODS: tuple[str, ...] = typing.get_args(GlobalMethod)
@@ -98,8 +98,10 @@ class CameraClusteringConfig(_Section):
 
     Parameters
     ----------
-    method : {"agglomerative", "dbscan", "infomap"}
-        The per-camera method (``CAMERA_METHODS``).
+    method : str
+        The per-camera method, one of :func:`labelrefine.cluster.cluster_methods`:
+        ``"agglomerative"``, ``"dbscan"``, ``"infomap"`` or one registered with
+        :func:`labelrefine.cluster.register_cluster_method`.
     agglomerative, dbscan, infomap : sub-sections
         The parameters of each method: :class:`AgglomerativeConfig`,
         :class:`CameraDbscanConfig`, :class:`CameraInfomapConfig`.
@@ -107,10 +109,13 @@ class CameraClusteringConfig(_Section):
 
     NAME: ClassVar[str] = "camera_clustering"
 
-    method: CameraMethod = "agglomerative"
+    method: CameraMethodName = "agglomerative"
     agglomerative: AgglomerativeConfig = field(default_factory=AgglomerativeConfig)
     dbscan: CameraDbscanConfig = field(default_factory=CameraDbscanConfig)
     infomap: CameraInfomapConfig = field(default_factory=CameraInfomapConfig)
+
+    def _validate(self) -> None:
+        check_choice(self.method, f"{self.NAME}.method", cluster_methods())
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`labelrefine.cluster_camera` for ``method``."""

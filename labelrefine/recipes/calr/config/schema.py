@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 from ...._validation import check_choice, check_int, check_probability, check_real
 from ....agreement import DEFAULT_MAX_DEVIATION
 from ....data import DATASETS
-from ....pivots import DEFAULT_RULE, PIVOT_RULES, PivotRule
+from ....pivots import DEFAULT_RULE, pivot_rules
 from ....schedules import SCHEDULES
 from ..backbones import BACKBONES
 from ._base import (
@@ -42,10 +42,9 @@ from ._base import (
     config_keys,
     config_to_dict,
 )
-from .clustering import CAMERA_METHODS, GLOBAL_METHODS, CameraClusteringConfig, ClusteringConfig
+from .clustering import GLOBAL_METHODS, CameraClusteringConfig, ClusteringConfig
 
 __all__ = [
-    "CAMERA_METHODS",
     "GLOBAL_METHODS",
     "STAGES",
     "AlignmentConfig",
@@ -78,7 +77,6 @@ BackboneName = str
 ScheduleName = str
 """A name of :data:`labelrefine.schedules.SCHEDULES`."""
 
-_DEFAULT_RULE = typing.cast(PivotRule, DEFAULT_RULE)  # a str in labelrefine.pivots, one of PivotRule
 
 # keys that may differ between a run and its --resume without changing the result
 RUNTIME_KEYS: frozenset[str] = frozenset({"data.root", "stop_after_epoch"})
@@ -251,8 +249,9 @@ class RefinementConfig(_Section):
     enabled : bool
         Refine the global labels with the local ones (``--no-refine`` turns it off).
     rule : str
-        Refinement rule of :func:`labelrefine.refine` (one of :data:`labelrefine.pivots.PIVOT_RULES`,
-        ``camera-linked`` included),
+        Refinement rule of :func:`labelrefine.refine`: one of :func:`labelrefine.pivots.pivot_rules`
+        (the built-in :data:`labelrefine.pivots.PIVOT_RULES` and those registered with
+        :func:`labelrefine.pivots.register_pivot_rule`),
         default the library's measured default (``labelrefine.pivots.DEFAULT_RULE``). The paper
         presets set ``"algorithm1"`` (the paper's text), the ``-authors`` presets ``"reference"``.
     max_deviation : float
@@ -274,7 +273,7 @@ class RefinementConfig(_Section):
     NAME: ClassVar[str] = "refinement"
 
     enabled: bool = True
-    rule: PivotRule = _DEFAULT_RULE
+    rule: str = DEFAULT_RULE
     max_deviation: float = DEFAULT_MAX_DEVIATION
     schedule: ScheduleName = "cosine"
     p_start: float = 1.0
@@ -287,7 +286,7 @@ class RefinementConfig(_Section):
     local_labels: str | None = None
 
     def _validate(self) -> None:
-        check_choice(self.rule, "refinement.rule", PIVOT_RULES)
+        check_choice(self.rule, "refinement.rule", pivot_rules())
         check_choice(self.schedule, "refinement.schedule", schedule_choices())
         check_probability(self.p_start, "refinement.p_start")
         check_probability(self.p_end, "refinement.p_end")
