@@ -172,7 +172,36 @@ def _camera_params(
     }
 
 
-def _draw_block(  # noqa: PLR0915
+def _col(a: np.ndarray) -> np.ndarray:
+    """Per-image scalar -> (n, 1, 1), float32."""
+    return np.asarray(a).astype(np.float32)[:, None, None]
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    """Per-image colour -> (n, 1, 1, 3)."""
+    return a[:, None, None, :]
+
+
+class _Frame(NamedTuple):
+    """Where each figure of a block stands.
+
+    Pixel rows ``y`` (1, H, 1), the horizontal coordinate ``u`` (n, 1, W) in the person's frame
+    (mirrored with the walking direction) and per-image top, scale, build and leg spread (n, 1, 1).
+    """
+
+    y: np.ndarray
+    u: np.ndarray
+    top: np.ndarray
+    scale: np.ndarray
+    build: np.ndarray
+    spread: np.ndarray
+
+    def at(self, frac: float) -> np.ndarray:
+        """Image row (a fraction of the height) at ``frac`` of the figure's height from its top."""
+        return self.top + frac * self.scale
+
+
+def _frame(
     pids: np.ndarray,
     cams: np.ndarray,
     ident: dict[str, np.ndarray],
@@ -181,77 +210,117 @@ def _draw_block(  # noqa: PLR0915
     width: int,
     jitter: float,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> _Frame:
+    """Viewpoint per camera, pose and crop jitter per image (draws from ``rng`` in a fixed order)."""
     n = int(pids.shape[0])
     y = ((np.arange(height, dtype=np.float32) + 0.5) / height)[None, :, None]
     x = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, None, :]
-
-    def col(a: np.ndarray) -> np.ndarray:  # per-image scalar -> (n, 1, 1)
-        return np.asarray(a).astype(np.float32)[:, None, None]
-
-    # viewpoint per camera, pose and crop jitter per image
     j = np.float32(jitter)
-    scale = col(ident["tall"][pids] * cam["scale"][cams] * (1 - j * rng.uniform(0.0, 0.12, n)))
-    cx = col(0.5 + cam["shift"][cams] + j * rng.uniform(-0.08, 0.08, n))
-    top = col(0.03 + j * rng.uniform(-0.025, 0.025, n))
-    spread = col(j * rng.uniform(0.0, 0.12, n))  # walking: legs apart at the feet
-    build = col(ident["build"][pids] * (1 + j * rng.uniform(-0.06, 0.06, n)))
-    mirror = col(np.where(cam["mirror"][cams], -1.0, 1.0))  # which side faces the camera
-    u = (x - cx) * mirror  # horizontal coordinate in the person's frame
-    aspect = height / width
+    scale = _col(ident["tall"][pids] * cam["scale"][cams] * (1 - j * rng.uniform(0.0, 0.12, n)))
+    cx = _col(0.5 + cam["shift"][cams] + j * rng.uniform(-0.08, 0.08, n))
+    top = _col(0.03 + j * rng.uniform(-0.025, 0.025, n))
+    spread = _col(j * rng.uniform(0.0, 0.12, n))  # walking: legs apart at the feet
+    build = _col(ident["build"][pids] * (1 + j * rng.uniform(-0.06, 0.06, n)))
+    mirror = _col(np.where(cam["mirror"][cams], -1.0, 1.0))  # which side faces the camera
+    return _Frame(y=y, u=(x - cx) * mirror, top=top, scale=scale, build=build, spread=spread)
 
-    def at(frac: float) -> np.ndarray:
-        return top + frac * scale
 
-    head_ry = 0.075 * scale
-    head_cy = at(0.085)
-    head = ((y - head_cy) / head_ry) ** 2 + (u * aspect / (head_ry * 2.0)) ** 2 <= 1.0
-    long_hair = col(ident["long_hair"][pids]) > 0
-    hair = (head & (y < head_cy - 0.25 * head_ry)) | (
-        long_hair & (y >= head_cy) & (y < at(0.26)) & (np.abs(u) < 0.11 * scale) & (u < -0.02)
-    )
-    shoulder_hw = 0.24 * build
-    t_torso = np.clip((y - at(0.17)) / (0.38 * scale), 0, 1)
-    torso_hw = shoulder_hw * (1.0 - 0.15 * t_torso)
-    torso = (y >= at(0.17)) & (y < at(0.55)) & (np.abs(u) < torso_hw)
-    arms = (y >= at(0.18)) & (y < at(0.5)) & (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
-    hands = (y >= at(0.5)) & (y < at(0.55)) & (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
-    t_leg = np.clip((y - at(0.55)) / (0.4 * scale), 0, 1)
-    leg_off = 0.1 * build + spread * t_leg
-    leg_hw = 0.075 * build
-    leg_rows = (y >= at(0.55)) & (y < at(0.95))
-    legs = leg_rows & ((np.abs(u + leg_off) < leg_hw) | (np.abs(u - leg_off) < leg_hw))
-    shins = legs & (y >= at(0.75)) & (col(ident["shorts"][pids]) > 0)
-    shoes = legs & (y >= at(0.91))
-    bag = (
-        (col(ident["bag"][pids]) > 0) & (y >= at(0.36)) & (y < at(0.56)) & (u > torso_hw + 0.02) & (u < torso_hw + 0.2)
-    )
-    # pattern of the top, in the person's frame (it flips with the walking direction)
-    pattern = col(ident["pattern"][pids])
-    period = col(ident["period"][pids])
-    row = np.floor((y - at(0.17)) * height)
-    column = np.floor(u * width)
-    second = torso & (
+def _top_pattern(
+    f: _Frame,
+    ident: dict[str, np.ndarray],
+    pids: np.ndarray,
+    torso: np.ndarray,
+    torso_hw: np.ndarray,
+    height: int,
+    width: int,
+) -> np.ndarray:
+    """Pixels of the top's second colour; drawn in the person's frame, so it flips with the walking direction."""
+    pattern = _col(ident["pattern"][pids])
+    period = _col(ident["period"][pids])
+    row = np.floor((f.y - f.at(0.17)) * height)
+    column = np.floor(f.u * width)
+    return torso & (
         ((pattern == 1) & (np.floor(row / period) % 2 == 1))
         | ((pattern == 2) & (np.floor(column / period) % 2 == 1))
-        | ((pattern == 3) & (u > 0))
-        | ((pattern == 4) & (np.abs(u) < 0.5 * torso_hw) & (y >= at(0.25)) & (y < at(0.42)))
+        | ((pattern == 3) & (f.u > 0))
+        | ((pattern == 4) & (np.abs(f.u) < 0.5 * torso_hw) & (f.y >= f.at(0.25)) & (f.y < f.at(0.42)))
     )
 
-    def rgb(a: np.ndarray) -> np.ndarray:  # per-image colour -> (n, 1, 1, 3)
-        return a[:, None, None, :]
 
+def _body_masks(
+    f: _Frame, ident: dict[str, np.ndarray], pids: np.ndarray, height: int, width: int
+) -> dict[str, np.ndarray]:
+    """Boolean (n, H, W) masks of the body parts, the bag and the top's pattern."""
+    y, u, at = f.y, f.u, f.at
+    head_ry = 0.075 * f.scale
+    head_cy = at(0.085)
+    head = ((y - head_cy) / head_ry) ** 2 + (u * (height / width) / (head_ry * 2.0)) ** 2 <= 1.0
+    long_hair = _col(ident["long_hair"][pids]) > 0
+    hair = (head & (y < head_cy - 0.25 * head_ry)) | (
+        long_hair & (y >= head_cy) & (y < at(0.26)) & (np.abs(u) < 0.11 * f.scale) & (u < -0.02)
+    )
+    shoulder_hw = 0.24 * f.build
+    t_torso = np.clip((y - at(0.17)) / (0.38 * f.scale), 0, 1)
+    torso_hw = shoulder_hw * (1.0 - 0.15 * t_torso)
+    torso = (y >= at(0.17)) & (y < at(0.55)) & (np.abs(u) < torso_hw)
+    beside_torso = (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
+    arms = (y >= at(0.18)) & (y < at(0.5)) & beside_torso
+    hands = (y >= at(0.5)) & (y < at(0.55)) & beside_torso
+    t_leg = np.clip((y - at(0.55)) / (0.4 * f.scale), 0, 1)
+    leg_off = 0.1 * f.build + f.spread * t_leg
+    leg_hw = 0.075 * f.build
+    leg_rows = (y >= at(0.55)) & (y < at(0.95))
+    legs = leg_rows & ((np.abs(u + leg_off) < leg_hw) | (np.abs(u - leg_off) < leg_hw))
+    bag = (
+        (_col(ident["bag"][pids]) > 0) & (y >= at(0.36)) & (y < at(0.56)) & (u > torso_hw + 0.02) & (u < torso_hw + 0.2)
+    )
+    return {
+        "head": head,
+        "hair": hair,
+        "torso": torso,
+        "arms": arms,
+        "hands": hands,
+        "legs": legs,
+        "shins": legs & (y >= at(0.75)) & (_col(ident["shorts"][pids]) > 0),
+        "shoes": legs & (y >= at(0.91)),
+        "bag": bag,
+        "second": _top_pattern(f, ident, pids, torso, torso_hw, height, width),
+    }
+
+
+def _paint(
+    masks: dict[str, np.ndarray],
+    ident: dict[str, np.ndarray],
+    pids: np.ndarray,
+    background: np.ndarray,
+    jitter: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The figures painted over their camera's background, back to front (a later layer covers an earlier one)."""
+    n = int(pids.shape[0])
+    j = np.float32(jitter)
     light = rng.normal(0.0, 6.0 * j, (n, 3)).astype(np.float32)  # per-image lighting of the person
-    img = cam["background"][cams] + rng.normal(0.0, 6.0 * j, (n, 1, 1, 1)).astype(np.float32)
-    img = np.where(legs[..., None], rgb(ident["lower"][pids] + light), img)
-    img = np.where((shins | hands)[..., None], rgb(ident["skin"][pids]), img)
-    img = np.where(shoes[..., None], rgb(ident["shoes"][pids]), img)
-    img = np.where((torso | arms)[..., None], rgb(ident["upper"][pids] + light), img)
-    img = np.where(second[..., None], rgb(ident["second"][pids] + light), img)
-    img = np.where(bag[..., None], rgb(ident["bag_colour"][pids]), img)
-    img = np.where(head[..., None], rgb(ident["skin"][pids]), img)
-    img = np.where(hair[..., None], rgb(ident["hair"][pids]), img)
-    # camera: colour cast, brightness and an illumination ramp, blur, sensor noise
+    img = background + rng.normal(0.0, 6.0 * j, (n, 1, 1, 1)).astype(np.float32)
+    m = masks
+    layers = [
+        (m["legs"], ident["lower"][pids] + light),
+        (m["shins"] | m["hands"], ident["skin"][pids]),
+        (m["shoes"], ident["shoes"][pids]),
+        (m["torso"] | m["arms"], ident["upper"][pids] + light),
+        (m["second"], ident["second"][pids] + light),
+        (m["bag"], ident["bag_colour"][pids]),
+        (m["head"], ident["skin"][pids]),
+        (m["hair"], ident["hair"][pids]),
+    ]
+    for mask, colour in layers:  # loop over the 8 layers; each is vectorised over the block
+        img = np.where(mask[..., None], _rgb(colour), img)
+    return img
+
+
+def _camera_effects(
+    img: np.ndarray, cams: np.ndarray, cam: dict[str, np.ndarray], y: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Colour cast, brightness and an illumination ramp, blur and sensor noise of each image's camera; uint8."""
     img = img * cam["gain"][cams][:, None, None, :] + cam["offset"][cams][:, None, None, None]
     img = img + cam["light"][cams][:, None, None, None] * (y[..., None] - 0.5)
     for c in np.unique(cams):  # loop over cameras (few); each body is vectorised over the camera's images
@@ -261,6 +330,22 @@ def _draw_block(  # noqa: PLR0915
             img[sel] = gaussian_filter(img[sel], sigma=(0.0, sigma, sigma, 0.0), mode="nearest")
     img += rng.standard_normal(img.shape, dtype=np.float32) * cam["noise"][cams][:, None, None, None]
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _draw_block(
+    pids: np.ndarray,
+    cams: np.ndarray,
+    ident: dict[str, np.ndarray],
+    cam: dict[str, np.ndarray],
+    height: int,
+    width: int,
+    jitter: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    frame = _frame(pids, cams, ident, cam, height, width, jitter, rng)
+    masks = _body_masks(frame, ident, pids, height, width)
+    img = _paint(masks, ident, pids, cam["background"][cams], jitter, rng)
+    return _camera_effects(img, cams, cam, frame.y, rng)
 
 
 def _generate(
