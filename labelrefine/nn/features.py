@@ -210,13 +210,13 @@ def extract_features(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    dataset, batch_size, num_workers, loader_options = _unwrap_loader(dataset, batch_size, num_workers)
-    _check_map_style(dataset)
+    data, batch_size, num_workers, loader_options = _unwrap_loader(dataset, batch_size, num_workers)
+    _check_map_style(data)
     batch_size = _DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     num_workers = 0 if num_workers is None else num_workers
     batch_size = check_int(batch_size, "batch_size", low=1)
     num_workers = check_int(num_workers, "num_workers", low=0)
-    n = len(dataset)
+    n = len(data)
     if n == 0:
         raise ValueError("dataset must not be empty, got 0 samples")
 
@@ -227,12 +227,12 @@ def extract_features(
 
     rank, world = get_rank(), get_world_size()
     lo, hi = rank * n // world, (rank + 1) * n // world
-    shard = dataset if world == 1 else Subset(dataset, range(lo, hi))
+    shard = data if world == 1 else Subset(data, range(lo, hi))
     loader = DataLoader(
         shard, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), **loader_options
     )
     chunks = _embed_loader(model, loader, device, model_dtype, flip=flip, normalize=normalize, progress=progress)
-    local = torch.cat(chunks) if chunks else _empty_rows(model, dataset, loader_options, device, model_dtype)
+    local = torch.cat(chunks) if chunks else _empty_rows(model, data, loader_options, device, model_dtype)
     if world > 1:  # NCCL gathers on the model's device, other backends on the CPU
         gathered = gather_tensor(local.to(device), dst=0)
         return None if gathered is None else gathered.cpu().numpy()
