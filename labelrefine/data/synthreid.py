@@ -452,7 +452,84 @@ def synthreid_arrays(
 _SPLIT_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 
 
-def make_synthreid(  # noqa: C901, PLR0915
+def _check_write_args(
+    root: Any, num_ids: int, query_fraction: Any, image_format: Any, overwrite: Any
+) -> tuple[float, str]:
+    """The arguments only make_synthreid has: (query_fraction, image_format)."""
+    if num_ids < 2:
+        raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
+    query_fraction = check_probability(query_fraction, "query_fraction")
+    image_format = check_choice(image_format, "image_format", ("jpg", "png"))
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
+    return query_fraction, image_format
+
+
+def _read_meta(meta_file: Path) -> Any:
+    """The recorded arguments of a dataset on disk, or None (missing or unreadable)."""
+    if not meta_file.is_file():
+        return None
+    try:
+        return json.loads(meta_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _reuse_or_clear(target: Path, meta: dict[str, Any], overwrite: bool) -> bool:
+    """True when ``target`` already holds this dataset; otherwise clear what a write would replace."""
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"root must not hold a file named SynthReID, got {str(target)!r}")
+    if not target.exists():
+        return False
+    meta_file = target / "meta.json"
+    if _read_meta(meta_file) == meta and all((target / f).is_dir() for f in _SPLIT_FOLDERS):
+        return True
+    if any(target.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"root must not already hold another dataset: {str(target)!r} exists and was not written by "
+            "make_synthreid with these arguments; pass overwrite=True to replace it"
+        )
+    for folder in _SPLIT_FOLDERS:
+        if (target / folder).is_dir():
+            shutil.rmtree(target / folder)
+    meta_file.unlink(missing_ok=True)
+    return False
+
+
+def _split_of(pids: np.ndarray, cams: np.ndarray, num_ids: int, query_fraction: float, seed: int) -> np.ndarray:
+    """Split per image: 0 train (the first half of the identities), 1 query, 2 gallery.
+
+    In each test identity, the first image of ``round(query_fraction * m)`` random cameras of
+    its ``m`` (at least 1, at most m - 1) is a query, so every query has a match in another camera.
+    """
+    n = int(pids.shape[0])
+    split = np.where(pids < num_ids // 2, 0, 2)
+    rng = np.random.default_rng([seed, 1])
+    first = np.ones(n, dtype=bool)
+    first[1:] = (pids[1:] != pids[:-1]) | (cams[1:] != cams[:-1])
+    group_pid = pids[first]  # one entry per (pid, camera) group, sorted by pid
+    m = np.bincount(group_pid, minlength=num_ids)
+    n_query = np.clip(np.rint(query_fraction * m), 1, m - 1)
+    order = np.lexsort((rng.random(int(group_pid.shape[0])), group_pid))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0]) - np.searchsorted(group_pid, group_pid[order])
+    chosen = np.flatnonzero(first)[(rank < n_query[group_pid]) & (group_pid >= num_ids // 2)]
+    split[chosen] = 1
+    return split
+
+
+def _file_names(split: np.ndarray, pids: np.ndarray, cams: np.ndarray, image_format: str) -> list[str]:
+    """Market-1501 names ``{folder}/{pid + 1:04d}_c{cam + 1}s1_{frame:06d}_01.{format}``, frame = image index."""
+    n = int(pids.shape[0])
+    names = np.char.add(np.array([f + "/" for f in _SPLIT_FOLDERS])[split], np.char.zfill((pids + 1).astype(str), 4))
+    names = np.char.add(np.char.add(names, "_c"), (cams + 1).astype(str))
+    names = np.char.add(np.char.add(names, "s1_"), np.char.zfill(np.arange(n).astype(str), 6))
+    return np.char.add(names, f"_01.{image_format}").tolist()
+
+
+def make_synthreid(
     root: str | os.PathLike[str],
     *,
     num_ids: int = 100,
@@ -520,14 +597,7 @@ def make_synthreid(  # noqa: C901, PLR0915
     num_ids, num_cams, (lo, hi), height, width, seed, knobs = _check_args(
         num_ids, num_cams, images_per_id_per_cam, height, width, rng, family_size, camera_strength, pose_jitter
     )
-    if num_ids < 2:
-        raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
-    query_fraction = check_probability(query_fraction, "query_fraction")
-    image_format = check_choice(image_format, "image_format", ("jpg", "png"))
-    if not isinstance(overwrite, (bool, np.bool_)):
-        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
-    if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
+    query_fraction, image_format = _check_write_args(root, num_ids, query_fraction, image_format, overwrite)
     target = Path(root) / "SynthReID"
     meta = {
         "generator": "labelrefine.data.make_synthreid",
@@ -544,52 +614,15 @@ def make_synthreid(  # noqa: C901, PLR0915
         "query_fraction": float(query_fraction),
         "image_format": image_format,
     }
-    meta_file = target / "meta.json"
     Image = import_optional("PIL.Image")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"root must not hold a file named SynthReID, got {str(target)!r}")
-    if target.exists():
-        old = None
-        if meta_file.is_file():
-            try:
-                old = json.loads(meta_file.read_text())
-            except (OSError, ValueError):
-                old = None
-        if old == meta and all((target / f).is_dir() for f in _SPLIT_FOLDERS):
-            return target
-        if any(target.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"root must not already hold another dataset: {str(target)!r} exists and was not written by "
-                "make_synthreid with these arguments; pass overwrite=True to replace it"
-            )
-        for folder in _SPLIT_FOLDERS:
-            if (target / folder).is_dir():
-                shutil.rmtree(target / folder)
-        meta_file.unlink(missing_ok=True)
+    if _reuse_or_clear(target, meta, overwrite):
+        return target
     images, pids, cams = _generate(num_ids, num_cams, lo, hi, height, width, seed, knobs)
-    n = int(pids.shape[0])
-    split = np.where(pids < num_ids // 2, 0, 2)  # 0 train, 1 query, 2 gallery
-    # query: in each test identity, the first image of round(query_fraction * m) random cameras
-    rng = np.random.default_rng([seed, 1])
-    first = np.ones(n, dtype=bool)
-    first[1:] = (pids[1:] != pids[:-1]) | (cams[1:] != cams[:-1])
-    group_pid = pids[first]  # one entry per (pid, camera) group, sorted by pid
-    m = np.bincount(group_pid, minlength=num_ids)
-    n_query = np.clip(np.rint(query_fraction * m), 1, m - 1)
-    order = np.lexsort((rng.random(int(group_pid.shape[0])), group_pid))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.shape[0]) - np.searchsorted(group_pid, group_pid[order])
-    chosen = np.flatnonzero(first)[(rank < n_query[group_pid]) & (group_pid >= num_ids // 2)]
-    split[chosen] = 1
-
+    split = _split_of(pids, cams, num_ids, query_fraction, seed)
     for folder in _SPLIT_FOLDERS:
         (target / folder).mkdir(parents=True, exist_ok=True)
-    names = np.char.add(np.array([f + "/" for f in _SPLIT_FOLDERS])[split], np.char.zfill((pids + 1).astype(str), 4))
-    names = np.char.add(np.char.add(names, "_c"), (cams + 1).astype(str))
-    names = np.char.add(np.char.add(names, "s1_"), np.char.zfill(np.arange(n).astype(str), 6))
-    names = np.char.add(names, f"_01.{image_format}")
     options: dict[str, Any] = {"quality": 95} if image_format == "jpg" else {"compress_level": 1}
-    for img, name in zip(images, names.tolist(), strict=True):  # file writing: one call per image
+    for img, name in zip(images, _file_names(split, pids, cams, image_format), strict=True):  # one call per image
         Image.fromarray(img).save(target / name, **options)
-    meta_file.write_text(json.dumps(meta, indent=1))
+    (target / "meta.json").write_text(json.dumps(meta, indent=1))  # last: a complete dataset has it
     return target
