@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -165,51 +166,49 @@ def _max_rss() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def worker(spec: dict) -> dict:  # noqa: C901, PLR0912, PLR0915
+_GRAPH_TASKS = ("jaccard", "jaccard_ref", "infomap", "dbscan", "dbscan_ref")
+
+
+def _write_graph(spec: dict, x: np.ndarray) -> None:
+    """The "graph" task: the kNN graph the graph tasks read (k1 columns: the sample and its k1 - 1 nearest)."""
+    from labelrefine.neighbors import knn
+
+    idx, dist = knn(x, spec["k1"] - 1)
+    np.save(spec["graph_file"] + ".idx.npy", idx)
+    np.save(spec["graph_file"] + ".dist.npy", dist)
+
+
+def _runner(spec: dict, x: np.ndarray, graph: Any) -> Callable[[], Any]:
+    """The timed call of a task, without arguments."""
     from labelrefine.cluster import dbscan_cluster, infomap_cluster
     from labelrefine.neighbors import jaccard_distance, knn
 
-    x = make_features(spec["n"], spec["dim"], spec["per_id"], spec["n_cams"])
     k1, k2 = spec["k1"], spec["k2"]
-    graph = None
-    if spec["task"] in ("jaccard", "jaccard_ref", "infomap", "dbscan", "dbscan_ref"):
-        graph_file = spec["graph_file"]
-        graph = (np.load(graph_file + ".idx.npy"), np.load(graph_file + ".dist.npy"))
-
-    if spec["task"] == "knn":
-        run = lambda: knn(x, k1 - 1, backend=spec["backend"])  # noqa: E731  (k1 columns, self included)
-    elif spec["task"] == "knn_ref":
-        run = lambda: reference_knn(x, k1)  # noqa: E731
-    elif spec["task"] == "jaccard":
-        run = lambda: jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=spec.get("max_distance"))  # noqa: E731
-    elif spec["task"] == "jaccard_ref":
-        run = lambda: reference_jaccard(x, graph[0], k1, k2)  # noqa: E731
-    elif spec["task"] == "infomap":
-        run = lambda: infomap_cluster((graph[0][:, :16], graph[1][:, :16]), min_sim=0.5, rng=1)  # noqa: E731
-    elif spec["task"] == "dbscan":  # what an epoch of the Cluster-Contrast baseline does after the kNN
-        run = lambda: dbscan_cluster(  # noqa: E731
-            jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=0.6), eps=0.6
-        )
-    elif spec["task"] == "dbscan_ref":
-        run = lambda: dense_dbscan(jaccard_distance(x, knn=graph, k1=k1, k2=k2), eps=0.6)  # noqa: E731
-    elif spec["task"] == "graph":
-        idx, dist = knn(x, k1 - 1)  # k1 columns: the sample and its k1 - 1 nearest
-        np.save(spec["graph_file"] + ".idx.npy", idx)
-        np.save(spec["graph_file"] + ".dist.npy", dist)
-        return {}
-    else:
+    runners = {
+        "knn": lambda: knn(x, k1 - 1, backend=spec["backend"]),  # k1 columns, self included
+        "knn_ref": lambda: reference_knn(x, k1),
+        "jaccard": lambda: jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=spec.get("max_distance")),
+        "jaccard_ref": lambda: reference_jaccard(x, graph[0], k1, k2),
+        "infomap": lambda: infomap_cluster((graph[0][:, :16], graph[1][:, :16]), min_sim=0.5, rng=1),
+        # what an epoch of the Cluster-Contrast baseline does after the kNN
+        "dbscan": lambda: dbscan_cluster(jaccard_distance(x, knn=graph, k1=k1, k2=k2, max_distance=0.6), eps=0.6),
+        "dbscan_ref": lambda: dense_dbscan(jaccard_distance(x, knn=graph, k1=k1, k2=k2), eps=0.6),
+    }
+    if spec["task"] not in runners:
         raise ValueError(spec["task"])
+    return runners[spec["task"]]
 
-    times = []
-    base = _rss_now()
-    t0 = time.perf_counter()
-    out = run()
-    times.append(time.perf_counter() - t0)
-    rss_peak = _max_rss() - base
+
+def _extra(spec: dict, x: np.ndarray, graph: Any, out: Any) -> dict:
+    """What a task reports beside time and memory: size of the result, or agreement with labelrefine (not timed)."""
+    from labelrefine.cluster import dbscan_cluster
+    from labelrefine.neighbors import jaccard_distance, knn
+
+    k1, k2 = spec["k1"], spec["k2"]
     extra = {}
     if spec["task"] == "jaccard":
         extra["stored_per_row"] = out.nnz / spec["n"]
-    elif spec["task"] == "jaccard_ref":  # agreement check (not timed)
+    elif spec["task"] == "jaccard_ref":
         ours = jaccard_distance(x, knn=graph, k1=k1, k2=k2).tocoo()
         dense = np.ones(out.shape, dtype=np.float32)
         dense[ours.row, ours.col] = ours.data
@@ -223,23 +222,51 @@ def worker(spec: dict) -> dict:  # noqa: C901, PLR0912, PLR0915
         extra["same_partition"] = bool(adjusted_rand_score(out, ours) == 1.0 and ((out < 0) == (ours < 0)).all())
     elif spec["task"] == "knn_ref":
         extra["same_neighbours"] = float(np.mean(knn(x, k1 - 1)[0][:, 1:] == out[0][:, 1:]))
+    return extra
+
+
+def _seconds(run: Callable[[], Any]) -> float:
+    """Wall seconds of one call, its result dropped at once."""
+    t0 = time.perf_counter()
+    out = run()
+    seconds = time.perf_counter() - t0
     del out
-    for _ in range(spec["repeats"] - 1):
-        t0 = time.perf_counter()
-        out = run()
-        times.append(time.perf_counter() - t0)
-        del out
-    traced = None
-    if spec["trace"]:
-        tracemalloc.start()
-        out = run()
-        traced = tracemalloc.get_traced_memory()[1] / MiB
-        tracemalloc.stop()
-        del out
+    return seconds
+
+
+def _traced_mib(run: Callable[[], Any]) -> float:
+    """Peak MiB tracemalloc sees during one call."""
+    tracemalloc.start()
+    out = run()
+    traced = tracemalloc.get_traced_memory()[1] / MiB
+    tracemalloc.stop()
+    del out
+    return traced
+
+
+def worker(spec: dict) -> dict:
+    x = make_features(spec["n"], spec["dim"], spec["per_id"], spec["n_cams"])
+    if spec["task"] == "graph":
+        _write_graph(spec, x)
+        return {}
+    graph = None
+    if spec["task"] in _GRAPH_TASKS:
+        graph = (np.load(spec["graph_file"] + ".idx.npy"), np.load(spec["graph_file"] + ".dist.npy"))
+    run = _runner(spec, x, graph)
+
+    # the first call gives the RSS growth and the result the extras are computed from
+    base = _rss_now()
+    t0 = time.perf_counter()
+    out = run()
+    times = [time.perf_counter() - t0]
+    rss_peak = _max_rss() - base
+    extra = _extra(spec, x, graph, out)
+    del out
+    times += [_seconds(run) for _ in range(spec["repeats"] - 1)]
     return {
         "seconds": statistics.median(times),
         "rss_mib": rss_peak,
-        "traced_mib": traced if spec["trace"] else None,
+        "traced_mib": _traced_mib(run) if spec["trace"] else None,
         **extra,
     }
 
@@ -262,7 +289,99 @@ def fmt(value, digits=2):
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def main() -> None:  # noqa: PLR0915
+def _knn_table(knn_cases: list, backend: str, k1: int, k2: int, repeats: int) -> None:
+    print("## knn(feats, k=30): exact cosine kNN graph\n")
+    print("Reference: full N x N similarity matrix and a full argsort per row (same neighbours: fraction")
+    print("of the k-1 non-self columns identical to labelrefine's, ties and rounding aside).\n")
+    print(
+        "| data | N | D | backend | seconds | peak MiB (tracemalloc) | peak MiB (RSS) | reference s "
+        "| reference peak MiB (RSS) | same neighbours | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, n, dim, data, with_ref in knn_cases:
+        for bk in dict.fromkeys([backend, "numpy"]):
+            reps = 1 if n > 20000 else repeats
+            spec = {"task": "knn", "n": n, "dim": dim, **data, "k1": k1, "k2": k2, "backend": bk, "repeats": reps}
+            res = measure({**spec, "trace": bk == "numpy"})
+            ref = measure({**spec, "task": "knn_ref", "trace": False, "repeats": 1}) if with_ref else {}
+            if "error" in res:
+                print(f"| {name} | {n} | {dim} | {bk} | error: {res['error']} | | | | | | |")
+                continue
+            ratio = ref["seconds"] / res["seconds"] if "seconds" in ref else None
+            print(
+                f"| {name} | {n} | {dim} | {bk} | {fmt(res['seconds'])} | {fmt(res['traced_mib'], 0)} | "
+                f"{fmt(res['rss_mib'], 0)} | {fmt(ref.get('seconds'))} | {fmt(ref.get('rss_mib'), 0)} | "
+                f"{fmt(ref.get('same_neighbours'), 4)} | {fmt(ratio, 1)} |",
+                flush=True,
+            )
+
+
+def _jaccard_rows(name: str, n: int, dim: int, spec: dict, ref: dict, repeats: int) -> None:
+    """One row per max_distance (none, and 0.7 from N = 10,000); the reference only beside "none"."""
+    reps = 1 if n > 20000 else repeats
+    for max_distance in [None, 0.7] if n >= 10000 else [None]:
+        res = measure({**spec, "task": "jaccard", "repeats": reps, "trace": n <= 50000, "max_distance": max_distance})
+        md = "none" if max_distance is None else max_distance
+        if "error" in res:
+            print(f"| {name} | {n} | {dim} | {md} | error: {res['error']} | | | | | | | |")
+            continue
+        ratio = ref["seconds"] / res["seconds"] if "seconds" in ref and max_distance is None else None
+        print(
+            f"| {name} | {n} | {dim} | {md} | {fmt(res['seconds'])} | {fmt(res['traced_mib'], 0)} | "
+            f"{fmt(res['rss_mib'], 0)} | {fmt(res.get('stored_per_row'), 0)} | "
+            f"{fmt(ref.get('seconds') if max_distance is None else None)} | "
+            f"{fmt(ref.get('rss_mib') if max_distance is None else None, 0)} | "
+            f"{fmt(ref.get('max_abs_diff') if max_distance is None else None, 7)} | {fmt(ratio, 1)} |",
+            flush=True,
+        )
+
+
+def _jaccard_table(jac_cases: list, k1: int, k2: int, repeats: int) -> None:
+    print("\n## jaccard_distance(feats, knn=graph, k1=30, k2=6): sparse k-reciprocal Jaccard distance\n")
+    print("The kNN graph is computed beforehand (one graph per epoch serves everything); add the knn row")
+    print("above for the cost from features alone. max_distance: none = every pair below 1 (the default);")
+    print("0.7 = only pairs a DBSCAN with eps <= 0.7 can use. Reference: dense N x N arrays, per-sample loops.\n")
+    print(
+        "| data | N | D | max_distance | seconds | peak MiB (tracemalloc) | peak MiB (RSS) | stored pairs / row "
+        "| reference s | reference peak MiB (RSS) | max abs diff | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, n, dim, data, with_ref in jac_cases:
+            graph_file = os.path.join(tmp, f"graph_{n}_{dim}")
+            spec = {"n": n, "dim": dim, **data, "k1": k1, "k2": k2, "graph_file": graph_file}
+            measure({**spec, "task": "graph", "repeats": 1, "trace": False})
+            ref = measure({**spec, "task": "jaccard_ref", "repeats": 1, "trace": False}) if with_ref else {}
+            _jaccard_rows(name, n, dim, spec, ref, repeats)
+
+
+def _cluster_table(cluster_cases: list, k1: int, k2: int, repeats: int) -> None:
+    print("\n## Clustering one epoch from the kNN graph\n")
+    print("infomap_cluster: the first 16 columns of the graph, min_sim=0.5. dbscan: jaccard_distance with")
+    print("max_distance=eps=0.6, then dbscan_cluster; reference: DBSCAN on the dense N x N Jaccard matrix.\n")
+    print("| data | N | D | method | seconds | peak MiB (RSS) | clusters | reference s | same partition | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, n, dim, data, with_ref in cluster_cases:
+            graph_file = os.path.join(tmp, f"graph_{n}_{dim}")
+            spec = {"n": n, "dim": dim, **data, "k1": k1, "k2": k2, "graph_file": graph_file, "trace": False}
+            measure({**spec, "task": "graph", "repeats": 1})
+            for method in ("infomap", "dbscan") if n < 100_000 else ("dbscan",):
+                res = measure({**spec, "task": method, "repeats": 1 if n > 20000 else repeats})
+                ref = measure({**spec, "task": "dbscan_ref", "repeats": 1}) if with_ref and method == "dbscan" else {}
+                if "error" in res:
+                    print(f"| {name} | {n} | {dim} | {method} | error: {res['error']} | | | | | |")
+                    continue
+                ratio = ref["seconds"] / res["seconds"] if "seconds" in ref else None
+                print(
+                    f"| {name} | {n} | {dim} | {method} | {fmt(res['seconds'])} | {fmt(res['rss_mib'], 0)} | "
+                    f"{res['clusters']} | {fmt(ref.get('seconds'))} | {ref.get('same_partition', 'n/a')} | "
+                    f"{fmt(ratio, 1)} |",
+                    flush=True,
+                )
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per case (default 3, quick 2)")
@@ -290,91 +409,12 @@ def main() -> None:  # noqa: PLR0915
             ("MSMT17", 32621, 2048, msmt, False),
             ("200k", 200_000, 256, msmt, False),
         ]
+    cluster_cases = jac_cases[:1] if args.quick else [*jac_cases[:2], ("200k", 200_000, 256, msmt, False)]
 
     print(f"# labelrefine clustering benchmark ({os.cpu_count()} CPUs, kNN backend {backend}, k1={k1}, k2={k2})\n")
-    print("## knn(feats, k=30): exact cosine kNN graph\n")
-    print("Reference: full N x N similarity matrix and a full argsort per row (same neighbours: fraction")
-    print("of the k-1 non-self columns identical to labelrefine's, ties and rounding aside).\n")
-    print(
-        "| data | N | D | backend | seconds | peak MiB (tracemalloc) | peak MiB (RSS) | reference s "
-        "| reference peak MiB (RSS) | same neighbours | ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, n, dim, data, with_ref in knn_cases:
-        for bk in dict.fromkeys([backend, "numpy"]):
-            reps = 1 if n > 20000 else repeats
-            spec = {"task": "knn", "n": n, "dim": dim, **data, "k1": k1, "k2": k2, "backend": bk, "repeats": reps}
-            res = measure({**spec, "trace": bk == "numpy"})
-            ref = measure({**spec, "task": "knn_ref", "trace": False, "repeats": 1}) if with_ref else {}
-            if "error" in res:
-                print(f"| {name} | {n} | {dim} | {bk} | error: {res['error']} | | | | | | |")
-                continue
-            ratio = ref["seconds"] / res["seconds"] if "seconds" in ref else None
-            print(
-                f"| {name} | {n} | {dim} | {bk} | {fmt(res['seconds'])} | {fmt(res['traced_mib'], 0)} | "
-                f"{fmt(res['rss_mib'], 0)} | {fmt(ref.get('seconds'))} | {fmt(ref.get('rss_mib'), 0)} | "
-                f"{fmt(ref.get('same_neighbours'), 4)} | {fmt(ratio, 1)} |",
-                flush=True,
-            )
-
-    print("\n## jaccard_distance(feats, knn=graph, k1=30, k2=6): sparse k-reciprocal Jaccard distance\n")
-    print("The kNN graph is computed beforehand (one graph per epoch serves everything); add the knn row")
-    print("above for the cost from features alone. max_distance: none = every pair below 1 (the default);")
-    print("0.7 = only pairs a DBSCAN with eps <= 0.7 can use. Reference: dense N x N arrays, per-sample loops.\n")
-    print(
-        "| data | N | D | max_distance | seconds | peak MiB (tracemalloc) | peak MiB (RSS) | stored pairs / row "
-        "| reference s | reference peak MiB (RSS) | max abs diff | ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, n, dim, data, with_ref in jac_cases:
-            graph_file = os.path.join(tmp, f"graph_{n}_{dim}")
-            spec = {"n": n, "dim": dim, **data, "k1": k1, "k2": k2, "graph_file": graph_file}
-            measure({**spec, "task": "graph", "repeats": 1, "trace": False})
-            ref = measure({**spec, "task": "jaccard_ref", "repeats": 1, "trace": False}) if with_ref else {}
-            reps = 1 if n > 20000 else repeats
-            for max_distance in [None, 0.7] if n >= 10000 else [None]:
-                res = measure(
-                    {**spec, "task": "jaccard", "repeats": reps, "trace": n <= 50000, "max_distance": max_distance}
-                )
-                md = "none" if max_distance is None else max_distance
-                if "error" in res:
-                    print(f"| {name} | {n} | {dim} | {md} | error: {res['error']} | | | | | | | |")
-                    continue
-                ratio = ref["seconds"] / res["seconds"] if "seconds" in ref and max_distance is None else None
-                print(
-                    f"| {name} | {n} | {dim} | {md} | {fmt(res['seconds'])} | {fmt(res['traced_mib'], 0)} | "
-                    f"{fmt(res['rss_mib'], 0)} | {fmt(res.get('stored_per_row'), 0)} | "
-                    f"{fmt(ref.get('seconds') if max_distance is None else None)} | "
-                    f"{fmt(ref.get('rss_mib') if max_distance is None else None, 0)} | "
-                    f"{fmt(ref.get('max_abs_diff') if max_distance is None else None, 7)} | {fmt(ratio, 1)} |",
-                    flush=True,
-                )
-
-    print("\n## Clustering one epoch from the kNN graph\n")
-    print("infomap_cluster: the first 16 columns of the graph, min_sim=0.5. dbscan: jaccard_distance with")
-    print("max_distance=eps=0.6, then dbscan_cluster; reference: DBSCAN on the dense N x N Jaccard matrix.\n")
-    print("| data | N | D | method | seconds | peak MiB (RSS) | clusters | reference s | same partition | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    cluster_cases = jac_cases[:1] if args.quick else [*jac_cases[:2], ("200k", 200_000, 256, msmt, False)]
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, n, dim, data, with_ref in cluster_cases:
-            graph_file = os.path.join(tmp, f"graph_{n}_{dim}")
-            spec = {"n": n, "dim": dim, **data, "k1": k1, "k2": k2, "graph_file": graph_file, "trace": False}
-            measure({**spec, "task": "graph", "repeats": 1})
-            for method in ("infomap", "dbscan") if n < 100_000 else ("dbscan",):
-                res = measure({**spec, "task": method, "repeats": 1 if n > 20000 else repeats})
-                ref = measure({**spec, "task": "dbscan_ref", "repeats": 1}) if with_ref and method == "dbscan" else {}
-                if "error" in res:
-                    print(f"| {name} | {n} | {dim} | {method} | error: {res['error']} | | | | | |")
-                    continue
-                ratio = ref["seconds"] / res["seconds"] if "seconds" in ref else None
-                print(
-                    f"| {name} | {n} | {dim} | {method} | {fmt(res['seconds'])} | {fmt(res['rss_mib'], 0)} | "
-                    f"{res['clusters']} | {fmt(ref.get('seconds'))} | {ref.get('same_partition', 'n/a')} | "
-                    f"{fmt(ratio, 1)} |",
-                    flush=True,
-                )
+    _knn_table(knn_cases, backend, k1, k2, repeats)
+    _jaccard_table(jac_cases, k1, k2, repeats)
+    _cluster_table(cluster_cases, k1, k2, repeats)
 
 
 if __name__ == "__main__":

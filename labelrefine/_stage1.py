@@ -383,7 +383,100 @@ def _rank_within(keys: np.ndarray, order: np.ndarray) -> np.ndarray:
     return rank
 
 
-def stage1_local_labels(  # noqa: PLR0915
+def _look_alike_order(
+    pid_codes: np.ndarray,
+    cam_codes: np.ndarray,
+    family_codes: np.ndarray | None,
+    prof: Stage1Profile,
+    generator: np.random.Generator,
+) -> tuple[np.ndarray, ...]:
+    """Step 1: a camera-major order of the images, identities in a random order with look-alikes adjacent.
+
+    Returns (order, group, group_family, outlier): the images in order, each image's
+    identity-in-camera group and the group's family, and the outlier images (drawn here to keep
+    the order of the draws).
+    """
+    n = pid_codes.size
+    group, n_groups = _group_codes(pid_codes, cam_codes)
+    group_cam = np.zeros(n_groups, dtype=np.int64)
+    group_cam[group] = cam_codes
+    group_key = generator.random(n_groups)
+    if family_codes is None:
+        by_camera = np.lexsort((group_key, group_cam))
+        group_family = _rank_within(group_cam, by_camera) // prof.family_size
+        family_key = group_family.astype(np.float64)
+    else:
+        group_family = np.zeros(n_groups, dtype=np.int64)
+        group_family[group] = family_codes
+        family_key = generator.random(int(family_codes.max()) + 1)[group_family]
+    group_order = np.lexsort((group_key, family_key, group_cam))
+    group_rank = np.empty(n_groups, dtype=np.int64)
+    group_rank[group_order] = np.arange(n_groups)
+    outlier = generator.random(n) < prof.outlier_rate
+    order = np.lexsort((generator.random(n), group_rank[group]))  # camera-major, as the groups
+    return order, group, group_family, outlier
+
+
+def _cut_order(
+    order: np.ndarray,
+    group: np.ndarray,
+    group_family: np.ndarray,
+    outlier: np.ndarray,
+    cam_codes: np.ndarray,
+    n_cams: int,
+    clusters: int,
+    prof: Stage1Profile,
+    generator: np.random.Generator,
+) -> np.ndarray:
+    """Step 2: cut each camera's order into exactly min(clusters, images) pieces; their labels."""
+    n = order.size
+    g, cam, out = group[order], cam_codes[order], outlier[order]
+    fam = group_family[g]
+    same_camera = cam[1:] == cam[:-1]
+    weight = np.where(g[1:] == g[:-1], 0.0, np.where(fam[1:] == fam[:-1], prof.identity_weight, prof.family_weight))
+    weight = np.where(out[1:] | out[:-1], np.maximum(weight, prof.outlier_weight), weight)
+    key = np.where(same_camera, weight + generator.gumbel(size=weight.size), -np.inf)
+    gap_camera = cam[:-1]
+    by_key = np.lexsort((-key, gap_camera))
+    n_cuts = np.minimum(clusters, np.bincount(cam_codes, minlength=n_cams)) - 1
+    cut = ~same_camera | (_rank_within(gap_camera, by_key) < n_cuts[gap_camera])
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = np.r_[0, np.cumsum(cut)]
+    return labels
+
+
+def _move_strays(
+    labels: np.ndarray,
+    order: np.ndarray,
+    cam: np.ndarray,
+    n_cams: int,
+    prof: Stage1Profile,
+    generator: np.random.Generator,
+) -> np.ndarray:
+    """Step 3: strays join the cluster of the next sink image of their camera's order (a look-alike's).
+
+    ``cam`` is the camera of each position of ``order``. The last image of a cluster stays, so
+    the count stays exact.
+    """
+    n = labels.size
+    by_cluster = np.lexsort((generator.random(n), labels))
+    may_stray = _rank_within(labels, by_cluster) > 0
+    draw = generator.random(n)
+    stray = may_stray[order] & (draw[order] < prof.stray_rate)
+    sink = np.flatnonzero(~stray & (draw[order] >= 1.0 - prof.sink_rate))  # positions in the order
+    strays = np.flatnonzero(stray)
+    camera_sinks = np.bincount(cam[sink], minlength=n_cams)
+    strays = strays[camera_sinks[cam[strays]] > 0]
+    following = np.searchsorted(sink, strays)
+    first_of_camera = np.searchsorted(cam[sink], cam[strays])
+    wrap = (following == sink.size) | (cam[sink[np.minimum(following, sink.size - 1)]] != cam[strays])
+    donors = sink[np.where(wrap, first_of_camera, following)]
+    result = labels.copy()
+    result[order[strays]] = labels[order[donors]]
+    return result
+
+
+def stage1_local_labels(
     pids: Any,
     cams: Any,
     *,
@@ -452,6 +545,7 @@ def stage1_local_labels(  # noqa: PLR0915
     cam_codes = check_cameras(cams, "cams")
     if families is None:
         check_same_length(pids=pid_codes, cams=cam_codes)
+        family_codes = None
     else:
         family_codes = check_cameras(families, "families")
         check_same_length(pids=pid_codes, cams=cam_codes, families=family_codes)
@@ -464,57 +558,9 @@ def stage1_local_labels(  # noqa: PLR0915
         clusters = max(1, round(n / (n_cams * prof.images_per_cluster)))
     else:
         clusters = check_int(clusters_per_camera, "clusters_per_camera", low=1)
-
-    # 1. identity-in-camera groups in a random order per camera, look-alikes adjacent
-    group, n_groups = _group_codes(pid_codes, cam_codes)
-    group_cam = np.zeros(n_groups, dtype=np.int64)
-    group_cam[group] = cam_codes
-    group_key = generator.random(n_groups)
-    if families is None:
-        by_camera = np.lexsort((group_key, group_cam))
-        group_family = _rank_within(group_cam, by_camera) // prof.family_size
-        family_key = group_family.astype(np.float64)
-    else:
-        group_family = np.zeros(n_groups, dtype=np.int64)
-        group_family[group] = family_codes
-        family_key = generator.random(int(family_codes.max()) + 1)[group_family]
-    group_order = np.lexsort((group_key, family_key, group_cam))
-    group_rank = np.empty(n_groups, dtype=np.int64)
-    group_rank[group_order] = np.arange(n_groups)
-    outlier = generator.random(n) < prof.outlier_rate
-    order = np.lexsort((generator.random(n), group_rank[group]))  # camera-major, as the groups
-
-    # 2. cut each camera's order into exactly min(clusters, images) pieces
-    g, cam, out = group[order], cam_codes[order], outlier[order]
-    fam = group_family[g]
-    same_camera = cam[1:] == cam[:-1]
-    weight = np.where(g[1:] == g[:-1], 0.0, np.where(fam[1:] == fam[:-1], prof.identity_weight, prof.family_weight))
-    weight = np.where(out[1:] | out[:-1], np.maximum(weight, prof.outlier_weight), weight)
-    key = np.where(same_camera, weight + generator.gumbel(size=weight.size), -np.inf)
-    gap_camera = cam[:-1]
-    by_key = np.lexsort((-key, gap_camera))
-    n_cuts = np.minimum(clusters, np.bincount(cam_codes, minlength=n_cams)) - 1
-    cut = ~same_camera | (_rank_within(gap_camera, by_key) < n_cuts[gap_camera])
-    labels = np.empty(n, dtype=np.int64)
-    labels[order] = np.r_[0, np.cumsum(cut)]
-
-    # 3. strays join the cluster of the next sink image of their camera's order (a look-alike's);
-    #    the last image of a cluster stays, so the count stays exact
-    by_cluster = np.lexsort((generator.random(n), labels))
-    may_stray = _rank_within(labels, by_cluster) > 0
-    draw = generator.random(n)
-    stray = may_stray[order] & (draw[order] < prof.stray_rate)
-    sink = np.flatnonzero(~stray & (draw[order] >= 1.0 - prof.sink_rate))  # positions in the order
-    strays = np.flatnonzero(stray)
-    camera_sinks = np.bincount(cam[sink], minlength=n_cams)
-    strays = strays[camera_sinks[cam[strays]] > 0]
-    following = np.searchsorted(sink, strays)
-    first_of_camera = np.searchsorted(cam[sink], cam[strays])
-    wrap = (following == sink.size) | (cam[sink[np.minimum(following, sink.size - 1)]] != cam[strays])
-    donors = sink[np.where(wrap, first_of_camera, following)]
-    result = labels.copy()
-    result[order[strays]] = labels[order[donors]]
-    return result
+    order, group, group_family, outlier = _look_alike_order(pid_codes, cam_codes, family_codes, prof, generator)
+    labels = _cut_order(order, group, group_family, outlier, cam_codes, n_cams, clusters, prof, generator)
+    return _move_strays(labels, order, cam_codes[order], n_cams, prof, generator)
 
 
 # Dataset shapes and target statistics measured on the authors' released stage-1 labels of

@@ -144,7 +144,40 @@ def _load_pt(path: Path, key: str | None, name: str) -> np.ndarray:
     return (obj.float() if obj.dtype == torch.bfloat16 else obj).numpy()
 
 
-def load_array(path: str | Path, name: str) -> np.ndarray:  # noqa: C901
+def _check_source(path: Path, key: str | None, name: str) -> None:
+    """An existing file of a supported type; a key only for the archive types."""
+    if path.is_dir():
+        raise ValueError(f"{name}: {path} is a directory, expected a file ({', '.join(_SUFFIXES)})")
+    if path.suffix not in _SUFFIXES:
+        raise ValueError(f"{name}: unsupported file type {path.suffix!r} for {path}; use one of {', '.join(_SUFFIXES)}")
+    if key is not None and path.suffix not in (".npz", ".pt"):
+        raise ValueError(f"{name}: a key (':{key}') only selects an array of a .npz or .pt file, got {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: no such file: {path}")
+
+
+def _read_by_suffix(path: Path, key: str | None, name: str) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        return _load_npz(path, key, name)
+    if path.suffix == ".pt":
+        return _load_pt(path, key, name)
+    return _parse_text(path, name)
+
+
+def _unreadable(path: Path, name: str, text: str) -> ValueError:
+    """The error for a reader's ValueError: numpy's pickle refusal gets its own advice."""
+    if "allow_pickle" in text or "pickle" in text.lower():
+        return ValueError(
+            f"{name}: {path} holds pickled data (an object array, or not a numpy file at all), which "
+            "labelrefine never loads: save a numeric or string array instead "
+            "(np.save(path, np.asarray(values, dtype=np.int64)))"
+        )
+    return ValueError(f"{name}: cannot read {path}: {text}")
+
+
+def load_array(path: str | Path, name: str) -> np.ndarray:
     """Load ``path`` for the argument ``name`` with errors that name both.
 
     Parameters
@@ -174,34 +207,13 @@ def load_array(path: str | Path, name: str) -> np.ndarray:  # noqa: C901
         A ``.pt`` file without torch installed (the message names the extra).
     """
     path, key = _split_key(str(path))
-    if path.is_dir():
-        raise ValueError(f"{name}: {path} is a directory, expected a file ({', '.join(_SUFFIXES)})")
-    if path.suffix not in _SUFFIXES:
-        raise ValueError(f"{name}: unsupported file type {path.suffix!r} for {path}; use one of {', '.join(_SUFFIXES)}")
-    if key is not None and path.suffix not in (".npz", ".pt"):
-        raise ValueError(f"{name}: a key (':{key}') only selects an array of a .npz or .pt file, got {path}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{name}: no such file: {path}")
+    _check_source(path, key, name)
     try:
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        elif path.suffix == ".npz":
-            array = _load_npz(path, key, name)
-        elif path.suffix == ".pt":
-            array = _load_pt(path, key, name)
-        else:
-            array = _parse_text(path, name)
+        array = _read_by_suffix(path, key, name)
     except ValueError as exc:
-        text = str(exc)
-        if text.startswith(f"{name}: "):
+        if str(exc).startswith(f"{name}: "):  # our own message, which already names the argument
             raise
-        if "allow_pickle" in text or "pickle" in text.lower():
-            raise ValueError(
-                f"{name}: {path} holds pickled data (an object array, or not a numpy file at all), which "
-                "labelrefine never loads: save a numeric or string array instead "
-                "(np.save(path, np.asarray(values, dtype=np.int64)))"
-            ) from None
-        raise ValueError(f"{name}: cannot read {path}: {text}") from None
+        raise _unreadable(path, name, str(exc)) from None
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"{name}: cannot read {path} (truncated or not a {path.suffix} file): {exc}") from None
     if array.size == 0:

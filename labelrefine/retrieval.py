@@ -296,10 +296,226 @@ def _factorize_jointly(query_cams: Any, gallery_cams: Any, qp: np.ndarray, gp: n
     return codes[:n_query], codes[n_query:]
 
 
+# ---------------------------------------------------------------- evaluation steps
+
+
+def _check_pids(query_pids: Any, gallery_pids: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Query and gallery identities, neither empty."""
+    qp = check_labels(query_pids, "query_pids")
+    gp = check_labels(gallery_pids, "gallery_pids")
+    n_query, n_gallery = qp.shape[0], gp.shape[0]
+    if n_query == 0 or n_gallery == 0:
+        raise ValueError(f"query_pids and gallery_pids must not be empty, got lengths {n_query} and {n_gallery}")
+    return qp, gp
+
+
+def _check_camera_pair(
+    query_cams: Any, gallery_cams: Any, qp: np.ndarray, gp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Joint camera codes of query and gallery, or None when neither is given."""
+    if (query_cams is None) != (gallery_cams is None):
+        given = "query_cams" if gallery_cams is None else "gallery_cams"
+        raise ValueError(f"query_cams and gallery_cams must be given together or not at all, got only {given}")
+    if query_cams is None:
+        return None
+    qc, gc = _factorize_jointly(query_cams, gallery_cams, qp, gp)
+    return qc, gc
+
+
+def _check_protocol(protocol: Any, has_cams: bool) -> Protocol:
+    """The protocol, defaulting on whether cameras were given; same-camera removal needs them."""
+    if protocol is None:
+        protocol = Protocol.market1501() if has_cams else Protocol.no_camera()
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a labelrefine.retrieval.Protocol, got {type(protocol).__name__}")
+    if protocol.remove_same_camera and not has_cams:
+        raise ValueError(
+            "protocol removes same-camera matches (remove_same_camera=True) but query_cams and gallery_cams "
+            "were not given; pass cameras or use Protocol.no_camera()"
+        )
+    return protocol
+
+
+def _check_rerank(rerank: Any) -> bool:
+    if not isinstance(rerank, (bool, np.bool_)):
+        raise TypeError(f"rerank must be a bool, got {rerank!r}")
+    return bool(rerank)
+
+
+class _MatrixRows:
+    """Distances read from a precomputed (Q, G) matrix, one block of rows at a time."""
+
+    def __init__(self, distmat: Any, n_query: int, n_gallery: int) -> None:
+        self.matrix = to_numpy(distmat, "distmat")  # a view: rows are read (and checked) one block at a time
+        if self.matrix.shape != (n_query, n_gallery):
+            raise ValueError(
+                f"distmat must have shape (len(query_pids), len(gallery_pids)) = {(n_query, n_gallery)}, "
+                f"got {self.matrix.shape}"
+            )
+        check_features(self.matrix[:1], "distmat")  # dtype rule
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        d = np.asarray(self.matrix[start:stop])
+        if d.dtype == np.float16:
+            d = d.astype(np.float32)
+        finite = np.isfinite(d).all(axis=1)
+        if not finite.all():
+            bad = start + int(np.flatnonzero(~finite)[0])
+            raise ValueError(f"distmat must be finite, got NaN or infinity (first in row {bad})")
+        return d
+
+
+class _CosineRows:
+    """Cosine distances ``1 - cos`` of query rows to the gallery; features are never normalised in place."""
+
+    def __init__(self, query_feats: Any, gallery_feats: Any, qp: np.ndarray, gp: np.ndarray) -> None:
+        qf = check_features(query_feats, "query_feats")
+        gf = check_features(gallery_feats, "gallery_feats")
+        check_same_length(query_pids=qp, query_feats=qf)
+        check_same_length(gallery_pids=gp, gallery_feats=gf)
+        if qf.shape[1] != gf.shape[1]:
+            raise ValueError(
+                f"query_feats and gallery_feats must have the same number of columns, got {qf.shape[1]} and "
+                f"{gf.shape[1]}"
+            )
+        self.query, self.gallery = qf, gf
+        self.dtype = np.result_type(qf.dtype, gf.dtype)
+        self.tiny = np.finfo(self.dtype).tiny
+        # the gallery is scaled after the product (a (G,) vector) rather than normalised (a (G, D) copy)
+        self.gallery_scale = (1.0 / np.maximum(_row_norms(gf), self.tiny)).astype(self.dtype)
+        self.gallery_t = gf.astype(self.dtype, copy=False).T
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        q = self.query[start:stop].astype(self.dtype, copy=False)
+        q = q / np.maximum(_row_norms(q), self.tiny)[:, None]
+        d = q @ self.gallery_t
+        d *= self.gallery_scale
+        np.subtract(1.0, d, out=d)
+        return d
+
+    def union_jaccard(self, k1: int, k2: int) -> Any:
+        """The sparse k-reciprocal Jaccard distance over the normalised query + gallery rows (CSR, sorted)."""
+        from .neighbors import jaccard_distance
+
+        union = np.concatenate([self.query, self.gallery]).astype(self.dtype, copy=False)
+        union /= np.maximum(_row_norms(union), self.tiny)[:, None]
+        jaccard = jaccard_distance(union, k1=k1, k2=k2).tocsr()
+        jaccard.sort_indices()
+        return jaccard
+
+
+def _distance_source(
+    query_feats: Any, gallery_feats: Any, distmat: Any, rerank: bool, qp: np.ndarray, gp: np.ndarray
+) -> _MatrixRows | _CosineRows:
+    """Where the distances come from: exactly one of ``distmat`` and the feature pair."""
+    use_feats = query_feats is not None or gallery_feats is not None
+    if distmat is not None and use_feats:
+        raise ValueError("give either query_feats/gallery_feats or distmat, got both")
+    if distmat is None and not (query_feats is not None and gallery_feats is not None):
+        raise ValueError("query_feats and gallery_feats are required when distmat is not given")
+    if distmat is None:
+        return _CosineRows(query_feats, gallery_feats, qp, gp)
+    if rerank:
+        raise ValueError("rerank=True needs query_feats and gallery_feats, got distmat only")
+    return _MatrixRows(distmat, qp.shape[0], gp.shape[0])
+
+
+def _protocol_masks(
+    qp: np.ndarray, gp: np.ndarray, junk: np.ndarray, cams: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(members, positive) of a block: gallery samples the protocol keeps, and the true matches among them.
+
+    ``cams`` (block query cameras, gallery cameras) is given when same-camera matches are removed.
+    """
+    same_pid = qp[:, None] == gp[None, :]
+    members = np.repeat(~junk[None, :], qp.shape[0], axis=0)
+    if cams is not None:
+        members &= ~(same_pid & (cams[0][:, None] == cams[1][None, :]))
+    return members, same_pid & members
+
+
+def _reranked_ranks(
+    d: np.ndarray,
+    members: np.ndarray,
+    positive: np.ndarray,
+    jaccard_rows: Any,
+    n_query: int,
+    n_candidates: int,
+    lam: float,
+    chunk: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks of the true matches when each query's top candidates are re-ranked and ranked first.
+
+    ``jaccard_rows`` holds the block's rows of the union Jaccard matrix (gallery columns after
+    the ``n_query`` query columns). The candidates are ranked by the blended distance, then the
+    other members follow in original-distance order.
+    """
+    b, n_gallery = d.shape
+    cand = _stable_top(d, n_candidates)
+    r_c, c_c = np.nonzero(cand)
+    jac = _lookup_csr(jaccard_rows, r_c, n_query + c_c, missing=1.0)
+    reranked = np.full((b, n_gallery), np.inf)
+    reranked[r_c, c_c] = (1.0 - lam) * jac + lam * d[r_c, c_c].astype(np.float64)
+    rows0, ranks0 = _positive_ranks(reranked, members & cand, positive & cand, chunk)
+    del reranked
+    rest = members & ~cand
+    rows1, ranks1 = _positive_ranks(d, rest, positive & ~cand, chunk)
+    ranks1 += np.count_nonzero(members & cand, axis=1)[rows1]
+    return np.concatenate([rows0, rows1]), np.concatenate([ranks0, ranks1])
+
+
+def _block_scores(rows: np.ndarray, ranks: np.ndarray, b: int) -> tuple[np.ndarray, ...]:
+    """Per query of a block: (matches, AP, first match rank, INP) from the ranks of its matches."""
+    order = np.lexsort((ranks, rows))  # per query: matches in rank order
+    rows, ranks = rows[order], ranks[order]
+    counts = np.bincount(rows, minlength=b)
+    starts = np.cumsum(counts) - counts
+    position = np.arange(rows.size) - starts[rows] + 1
+    valid = counts > 0
+    ap = np.bincount(rows, weights=position / ranks, minlength=b) / np.maximum(counts, 1)
+    first = np.where(valid, ranks[np.minimum(starts, rows.size - 1)] if rows.size else 0, 0)
+    last = ranks[np.minimum(starts + counts - 1, rows.size - 1)] if rows.size else np.ones(b, dtype=np.int64)
+    inp = np.where(valid, counts / np.maximum(last, 1), 0.0)
+    return counts, ap, first, inp
+
+
+def _summarize(
+    n_pos: np.ndarray,
+    first: np.ndarray,
+    ap: np.ndarray,
+    inp: np.ndarray,
+    n_gallery: int,
+    max_rank: int,
+    protocol: Protocol,
+    rerank: bool,
+) -> RetrievalResult:
+    """Mean AP and INP and the CMC curve over the queries with a match."""
+    n_query = n_pos.shape[0]
+    valid = n_pos > 0
+    n_valid = int(np.count_nonzero(valid))
+    if n_valid == 0:
+        raise ValueError(
+            f"no query identity has a match in the gallery under protocol {protocol.name!r} "
+            f"({n_query} queries, {n_gallery} gallery samples)"
+        )
+    length = min(max_rank, n_gallery)
+    hits = np.bincount(np.minimum(first[valid], length + 1) - 1, minlength=length + 1)[:length]
+    cmc = np.cumsum(hits) / n_valid
+    return RetrievalResult(
+        mAP=float(ap[valid].mean()),
+        cmc=cmc,
+        mINP=float(inp[valid].mean()),
+        n_valid_queries=n_valid,
+        n_skipped_queries=n_query - n_valid,
+        protocol=protocol,
+        reranked=rerank,
+    )
+
+
 # ---------------------------------------------------------------- public API
 
 
-def evaluate_retrieval(  # noqa: C901, PLR0912, PLR0915
+def evaluate_retrieval(
     query_pids: Any,
     gallery_pids: Any,
     *,
@@ -410,79 +626,23 @@ def evaluate_retrieval(  # noqa: C901, PLR0912, PLR0915
     >>> result.protocol.name
     'market1501'
     """
-    qp = check_labels(query_pids, "query_pids")
-    gp = check_labels(gallery_pids, "gallery_pids")
+    qp, gp = _check_pids(query_pids, gallery_pids)
     n_query, n_gallery = qp.shape[0], gp.shape[0]
-    if n_query == 0 or n_gallery == 0:
-        raise ValueError(f"query_pids and gallery_pids must not be empty, got lengths {n_query} and {n_gallery}")
-
-    if (query_cams is None) != (gallery_cams is None):
-        given = "query_cams" if gallery_cams is None else "gallery_cams"
-        raise ValueError(f"query_cams and gallery_cams must be given together or not at all, got only {given}")
-    has_cams = query_cams is not None
-    if has_cams:
-        qc, gc = _factorize_jointly(query_cams, gallery_cams, qp, gp)
-
-    if protocol is None:
-        protocol = Protocol.market1501() if has_cams else Protocol.no_camera()
-    if not isinstance(protocol, Protocol):
-        raise TypeError(f"protocol must be a labelrefine.retrieval.Protocol, got {type(protocol).__name__}")
-    if protocol.remove_same_camera and not has_cams:
-        raise ValueError(
-            "protocol removes same-camera matches (remove_same_camera=True) but query_cams and gallery_cams "
-            "were not given; pass cameras or use Protocol.no_camera()"
-        )
-
+    cams = _check_camera_pair(query_cams, gallery_cams, qp, gp)
+    protocol = _check_protocol(protocol, cams is not None)
     max_rank = check_int(max_rank, "max_rank", low=1)
     if block_size is not None:
         block_size = check_int(block_size, "block_size", low=1)
     progress = check_progress(progress)
-    if not isinstance(rerank, (bool, np.bool_)):
-        raise TypeError(f"rerank must be a bool, got {rerank!r}")
-    rerank = bool(rerank)
+    rerank = _check_rerank(rerank)
     n_candidates = check_int(rerank_candidates, "rerank_candidates", low=1)
     lam = check_probability(lambda_value, "lambda_value")
-
-    use_feats = query_feats is not None or gallery_feats is not None
-    if distmat is not None and use_feats:
-        raise ValueError("give either query_feats/gallery_feats or distmat, got both")
-    if distmat is None and not (query_feats is not None and gallery_feats is not None):
-        raise ValueError("query_feats and gallery_feats are required when distmat is not given")
-    if distmat is not None:
-        if rerank:
-            raise ValueError("rerank=True needs query_feats and gallery_feats, got distmat only")
-        dm = to_numpy(distmat, "distmat")  # a view: rows are read (and checked) one block at a time
-        if dm.shape != (n_query, n_gallery):
-            raise ValueError(
-                f"distmat must have shape (len(query_pids), len(gallery_pids)) = {(n_query, n_gallery)}, got {dm.shape}"
-            )
-        check_features(dm[:1], "distmat")  # dtype rule
-    else:
-        qf = check_features(query_feats, "query_feats")
-        gf = check_features(gallery_feats, "gallery_feats")
-        check_same_length(query_pids=qp, query_feats=qf)
-        check_same_length(gallery_pids=gp, gallery_feats=gf)
-        if qf.shape[1] != gf.shape[1]:
-            raise ValueError(
-                f"query_feats and gallery_feats must have the same number of columns, got {qf.shape[1]} and "
-                f"{gf.shape[1]}"
-            )
-        dtype = np.result_type(qf.dtype, gf.dtype)
-        tiny = np.finfo(dtype).tiny
-        g_scale = (1.0 / np.maximum(_row_norms(gf), tiny)).astype(dtype)
-        gt = gf.astype(dtype, copy=False).T
+    source = _distance_source(query_feats, gallery_feats, distmat, rerank, qp, gp)
 
     junk = np.isin(gp, np.asarray(protocol.junk_pids, dtype=np.int64))
-
-    jaccard = None
-    if rerank:
-        from .neighbors import jaccard_distance
-
-        union = np.concatenate([qf, gf]).astype(dtype, copy=False)
-        union /= np.maximum(_row_norms(union), tiny)[:, None]
-        jaccard = jaccard_distance(union, k1=k1, k2=k2).tocsr()
-        jaccard.sort_indices()
-        del union
+    removal = cams if protocol.remove_same_camera else None
+    # (rerank with a distmat was refused above; the isinstance only narrows the type)
+    jaccard = source.union_jaccard(k1, k2) if rerank and isinstance(source, _CosineRows) else None
 
     rows_per_block = block_size or max(1, min(n_query, _BLOCK_ELEMENTS // n_gallery))
     n_pos = np.zeros(n_query, dtype=np.int64)
@@ -491,74 +651,17 @@ def evaluate_retrieval(  # noqa: C901, PLR0912, PLR0915
     inp = np.zeros(n_query, dtype=np.float64)
 
     for start, stop in ranges(progress, "evaluation", n_query, rows_per_block):  # loop over query blocks
-        b = stop - start
-        if distmat is not None:
-            d = np.asarray(dm[start:stop])
-            if d.dtype == np.float16:
-                d = d.astype(np.float32)
-            finite = np.isfinite(d).all(axis=1)
-            if not finite.all():
-                bad = start + int(np.flatnonzero(~finite)[0])
-                raise ValueError(f"distmat must be finite, got NaN or infinity (first in row {bad})")
-        else:
-            q = qf[start:stop].astype(dtype, copy=False)
-            q = q / np.maximum(_row_norms(q), tiny)[:, None]
-            d = q @ gt
-            d *= g_scale
-            np.subtract(1.0, d, out=d)
-
-        same_pid = qp[start:stop, None] == gp[None, :]
-        members = np.repeat(~junk[None, :], b, axis=0)
-        if protocol.remove_same_camera:
-            members &= ~(same_pid & (qc[start:stop, None] == gc[None, :]))
-        positive = same_pid & members
-        del same_pid
-
+        block = slice(start, stop)
+        d = source.block(start, stop)
+        members, positive = _protocol_masks(
+            qp[block], gp, junk, None if removal is None else (removal[0][block], removal[1])
+        )
         if jaccard is None:
             rows, ranks = _positive_ranks(d, members, positive, rows_per_block)
         else:
-            cand = _stable_top(d, n_candidates)
-            r_c, c_c = np.nonzero(cand)
-            jac = _lookup_csr(jaccard[start:stop], r_c, n_query + c_c, missing=1.0)
-            reranked = np.full((b, n_gallery), np.inf)
-            reranked[r_c, c_c] = (1.0 - lam) * jac + lam * d[r_c, c_c].astype(np.float64)
-            rows0, ranks0 = _positive_ranks(reranked, members & cand, positive & cand, rows_per_block)
-            del reranked
-            rest = members & ~cand
-            rows1, ranks1 = _positive_ranks(d, rest, positive & ~cand, rows_per_block)
-            ranks1 += np.count_nonzero(members & cand, axis=1)[rows1]
-            rows, ranks = np.concatenate([rows0, rows1]), np.concatenate([ranks0, ranks1])
+            rows, ranks = _reranked_ranks(
+                d, members, positive, jaccard[block], n_query, n_candidates, lam, rows_per_block
+            )
+        n_pos[block], ap[block], first[block], inp[block] = _block_scores(rows, ranks, stop - start)
 
-        # per query: matches in rank order -> AP, first and last match
-        order = np.lexsort((ranks, rows))
-        rows, ranks = rows[order], ranks[order]
-        counts = np.bincount(rows, minlength=b)
-        starts = np.cumsum(counts) - counts
-        position = np.arange(rows.size) - starts[rows] + 1
-        valid = counts > 0
-        block = slice(start, stop)
-        n_pos[block] = counts
-        ap[block] = np.bincount(rows, weights=position / ranks, minlength=b) / np.maximum(counts, 1)
-        first[block] = np.where(valid, ranks[np.minimum(starts, rows.size - 1)] if rows.size else 0, 0)
-        last = ranks[np.minimum(starts + counts - 1, rows.size - 1)] if rows.size else np.ones(b, dtype=np.int64)
-        inp[block] = np.where(valid, counts / np.maximum(last, 1), 0.0)
-
-    valid = n_pos > 0
-    n_valid = int(np.count_nonzero(valid))
-    if n_valid == 0:
-        raise ValueError(
-            f"no query identity has a match in the gallery under protocol {protocol.name!r} "
-            f"({n_query} queries, {n_gallery} gallery samples)"
-        )
-    length = min(max_rank, n_gallery)
-    hits = np.bincount(np.minimum(first[valid], length + 1) - 1, minlength=length + 1)[:length]
-    cmc = np.cumsum(hits) / n_valid
-    return RetrievalResult(
-        mAP=float(ap[valid].mean()),
-        cmc=cmc,
-        mINP=float(inp[valid].mean()),
-        n_valid_queries=n_valid,
-        n_skipped_queries=n_query - n_valid,
-        protocol=protocol,
-        reranked=rerank,
-    )
+    return _summarize(n_pos, first, ap, inp, n_gallery, max_rank, protocol, rerank)

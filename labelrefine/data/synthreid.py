@@ -172,7 +172,36 @@ def _camera_params(
     }
 
 
-def _draw_block(  # noqa: PLR0915
+def _col(a: np.ndarray) -> np.ndarray:
+    """Per-image scalar -> (n, 1, 1), float32."""
+    return np.asarray(a).astype(np.float32)[:, None, None]
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    """Per-image colour -> (n, 1, 1, 3)."""
+    return a[:, None, None, :]
+
+
+class _Frame(NamedTuple):
+    """Where each figure of a block stands.
+
+    Pixel rows ``y`` (1, H, 1), the horizontal coordinate ``u`` (n, 1, W) in the person's frame
+    (mirrored with the walking direction) and per-image top, scale, build and leg spread (n, 1, 1).
+    """
+
+    y: np.ndarray
+    u: np.ndarray
+    top: np.ndarray
+    scale: np.ndarray
+    build: np.ndarray
+    spread: np.ndarray
+
+    def at(self, frac: float) -> np.ndarray:
+        """Image row (a fraction of the height) at ``frac`` of the figure's height from its top."""
+        return self.top + frac * self.scale
+
+
+def _frame(
     pids: np.ndarray,
     cams: np.ndarray,
     ident: dict[str, np.ndarray],
@@ -181,77 +210,117 @@ def _draw_block(  # noqa: PLR0915
     width: int,
     jitter: float,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> _Frame:
+    """Viewpoint per camera, pose and crop jitter per image (draws from ``rng`` in a fixed order)."""
     n = int(pids.shape[0])
     y = ((np.arange(height, dtype=np.float32) + 0.5) / height)[None, :, None]
     x = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, None, :]
-
-    def col(a: np.ndarray) -> np.ndarray:  # per-image scalar -> (n, 1, 1)
-        return np.asarray(a).astype(np.float32)[:, None, None]
-
-    # viewpoint per camera, pose and crop jitter per image
     j = np.float32(jitter)
-    scale = col(ident["tall"][pids] * cam["scale"][cams] * (1 - j * rng.uniform(0.0, 0.12, n)))
-    cx = col(0.5 + cam["shift"][cams] + j * rng.uniform(-0.08, 0.08, n))
-    top = col(0.03 + j * rng.uniform(-0.025, 0.025, n))
-    spread = col(j * rng.uniform(0.0, 0.12, n))  # walking: legs apart at the feet
-    build = col(ident["build"][pids] * (1 + j * rng.uniform(-0.06, 0.06, n)))
-    mirror = col(np.where(cam["mirror"][cams], -1.0, 1.0))  # which side faces the camera
-    u = (x - cx) * mirror  # horizontal coordinate in the person's frame
-    aspect = height / width
+    scale = _col(ident["tall"][pids] * cam["scale"][cams] * (1 - j * rng.uniform(0.0, 0.12, n)))
+    cx = _col(0.5 + cam["shift"][cams] + j * rng.uniform(-0.08, 0.08, n))
+    top = _col(0.03 + j * rng.uniform(-0.025, 0.025, n))
+    spread = _col(j * rng.uniform(0.0, 0.12, n))  # walking: legs apart at the feet
+    build = _col(ident["build"][pids] * (1 + j * rng.uniform(-0.06, 0.06, n)))
+    mirror = _col(np.where(cam["mirror"][cams], -1.0, 1.0))  # which side faces the camera
+    return _Frame(y=y, u=(x - cx) * mirror, top=top, scale=scale, build=build, spread=spread)
 
-    def at(frac: float) -> np.ndarray:
-        return top + frac * scale
 
-    head_ry = 0.075 * scale
-    head_cy = at(0.085)
-    head = ((y - head_cy) / head_ry) ** 2 + (u * aspect / (head_ry * 2.0)) ** 2 <= 1.0
-    long_hair = col(ident["long_hair"][pids]) > 0
-    hair = (head & (y < head_cy - 0.25 * head_ry)) | (
-        long_hair & (y >= head_cy) & (y < at(0.26)) & (np.abs(u) < 0.11 * scale) & (u < -0.02)
-    )
-    shoulder_hw = 0.24 * build
-    t_torso = np.clip((y - at(0.17)) / (0.38 * scale), 0, 1)
-    torso_hw = shoulder_hw * (1.0 - 0.15 * t_torso)
-    torso = (y >= at(0.17)) & (y < at(0.55)) & (np.abs(u) < torso_hw)
-    arms = (y >= at(0.18)) & (y < at(0.5)) & (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
-    hands = (y >= at(0.5)) & (y < at(0.55)) & (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
-    t_leg = np.clip((y - at(0.55)) / (0.4 * scale), 0, 1)
-    leg_off = 0.1 * build + spread * t_leg
-    leg_hw = 0.075 * build
-    leg_rows = (y >= at(0.55)) & (y < at(0.95))
-    legs = leg_rows & ((np.abs(u + leg_off) < leg_hw) | (np.abs(u - leg_off) < leg_hw))
-    shins = legs & (y >= at(0.75)) & (col(ident["shorts"][pids]) > 0)
-    shoes = legs & (y >= at(0.91))
-    bag = (
-        (col(ident["bag"][pids]) > 0) & (y >= at(0.36)) & (y < at(0.56)) & (u > torso_hw + 0.02) & (u < torso_hw + 0.2)
-    )
-    # pattern of the top, in the person's frame (it flips with the walking direction)
-    pattern = col(ident["pattern"][pids])
-    period = col(ident["period"][pids])
-    row = np.floor((y - at(0.17)) * height)
-    column = np.floor(u * width)
-    second = torso & (
+def _top_pattern(
+    f: _Frame,
+    ident: dict[str, np.ndarray],
+    pids: np.ndarray,
+    torso: np.ndarray,
+    torso_hw: np.ndarray,
+    height: int,
+    width: int,
+) -> np.ndarray:
+    """Pixels of the top's second colour; drawn in the person's frame, so it flips with the walking direction."""
+    pattern = _col(ident["pattern"][pids])
+    period = _col(ident["period"][pids])
+    row = np.floor((f.y - f.at(0.17)) * height)
+    column = np.floor(f.u * width)
+    return torso & (
         ((pattern == 1) & (np.floor(row / period) % 2 == 1))
         | ((pattern == 2) & (np.floor(column / period) % 2 == 1))
-        | ((pattern == 3) & (u > 0))
-        | ((pattern == 4) & (np.abs(u) < 0.5 * torso_hw) & (y >= at(0.25)) & (y < at(0.42)))
+        | ((pattern == 3) & (f.u > 0))
+        | ((pattern == 4) & (np.abs(f.u) < 0.5 * torso_hw) & (f.y >= f.at(0.25)) & (f.y < f.at(0.42)))
     )
 
-    def rgb(a: np.ndarray) -> np.ndarray:  # per-image colour -> (n, 1, 1, 3)
-        return a[:, None, None, :]
 
+def _body_masks(
+    f: _Frame, ident: dict[str, np.ndarray], pids: np.ndarray, height: int, width: int
+) -> dict[str, np.ndarray]:
+    """Boolean (n, H, W) masks of the body parts, the bag and the top's pattern."""
+    y, u, at = f.y, f.u, f.at
+    head_ry = 0.075 * f.scale
+    head_cy = at(0.085)
+    head = ((y - head_cy) / head_ry) ** 2 + (u * (height / width) / (head_ry * 2.0)) ** 2 <= 1.0
+    long_hair = _col(ident["long_hair"][pids]) > 0
+    hair = (head & (y < head_cy - 0.25 * head_ry)) | (
+        long_hair & (y >= head_cy) & (y < at(0.26)) & (np.abs(u) < 0.11 * f.scale) & (u < -0.02)
+    )
+    shoulder_hw = 0.24 * f.build
+    t_torso = np.clip((y - at(0.17)) / (0.38 * f.scale), 0, 1)
+    torso_hw = shoulder_hw * (1.0 - 0.15 * t_torso)
+    torso = (y >= at(0.17)) & (y < at(0.55)) & (np.abs(u) < torso_hw)
+    beside_torso = (np.abs(u) >= torso_hw) & (np.abs(u) < torso_hw + 0.08)
+    arms = (y >= at(0.18)) & (y < at(0.5)) & beside_torso
+    hands = (y >= at(0.5)) & (y < at(0.55)) & beside_torso
+    t_leg = np.clip((y - at(0.55)) / (0.4 * f.scale), 0, 1)
+    leg_off = 0.1 * f.build + f.spread * t_leg
+    leg_hw = 0.075 * f.build
+    leg_rows = (y >= at(0.55)) & (y < at(0.95))
+    legs = leg_rows & ((np.abs(u + leg_off) < leg_hw) | (np.abs(u - leg_off) < leg_hw))
+    bag = (
+        (_col(ident["bag"][pids]) > 0) & (y >= at(0.36)) & (y < at(0.56)) & (u > torso_hw + 0.02) & (u < torso_hw + 0.2)
+    )
+    return {
+        "head": head,
+        "hair": hair,
+        "torso": torso,
+        "arms": arms,
+        "hands": hands,
+        "legs": legs,
+        "shins": legs & (y >= at(0.75)) & (_col(ident["shorts"][pids]) > 0),
+        "shoes": legs & (y >= at(0.91)),
+        "bag": bag,
+        "second": _top_pattern(f, ident, pids, torso, torso_hw, height, width),
+    }
+
+
+def _paint(
+    masks: dict[str, np.ndarray],
+    ident: dict[str, np.ndarray],
+    pids: np.ndarray,
+    background: np.ndarray,
+    jitter: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The figures painted over their camera's background, back to front (a later layer covers an earlier one)."""
+    n = int(pids.shape[0])
+    j = np.float32(jitter)
     light = rng.normal(0.0, 6.0 * j, (n, 3)).astype(np.float32)  # per-image lighting of the person
-    img = cam["background"][cams] + rng.normal(0.0, 6.0 * j, (n, 1, 1, 1)).astype(np.float32)
-    img = np.where(legs[..., None], rgb(ident["lower"][pids] + light), img)
-    img = np.where((shins | hands)[..., None], rgb(ident["skin"][pids]), img)
-    img = np.where(shoes[..., None], rgb(ident["shoes"][pids]), img)
-    img = np.where((torso | arms)[..., None], rgb(ident["upper"][pids] + light), img)
-    img = np.where(second[..., None], rgb(ident["second"][pids] + light), img)
-    img = np.where(bag[..., None], rgb(ident["bag_colour"][pids]), img)
-    img = np.where(head[..., None], rgb(ident["skin"][pids]), img)
-    img = np.where(hair[..., None], rgb(ident["hair"][pids]), img)
-    # camera: colour cast, brightness and an illumination ramp, blur, sensor noise
+    img = background + rng.normal(0.0, 6.0 * j, (n, 1, 1, 1)).astype(np.float32)
+    m = masks
+    layers = [
+        (m["legs"], ident["lower"][pids] + light),
+        (m["shins"] | m["hands"], ident["skin"][pids]),
+        (m["shoes"], ident["shoes"][pids]),
+        (m["torso"] | m["arms"], ident["upper"][pids] + light),
+        (m["second"], ident["second"][pids] + light),
+        (m["bag"], ident["bag_colour"][pids]),
+        (m["head"], ident["skin"][pids]),
+        (m["hair"], ident["hair"][pids]),
+    ]
+    for mask, colour in layers:  # loop over the 8 layers; each is vectorised over the block
+        img = np.where(mask[..., None], _rgb(colour), img)
+    return img
+
+
+def _camera_effects(
+    img: np.ndarray, cams: np.ndarray, cam: dict[str, np.ndarray], y: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Colour cast, brightness and an illumination ramp, blur and sensor noise of each image's camera; uint8."""
     img = img * cam["gain"][cams][:, None, None, :] + cam["offset"][cams][:, None, None, None]
     img = img + cam["light"][cams][:, None, None, None] * (y[..., None] - 0.5)
     for c in np.unique(cams):  # loop over cameras (few); each body is vectorised over the camera's images
@@ -261,6 +330,22 @@ def _draw_block(  # noqa: PLR0915
             img[sel] = gaussian_filter(img[sel], sigma=(0.0, sigma, sigma, 0.0), mode="nearest")
     img += rng.standard_normal(img.shape, dtype=np.float32) * cam["noise"][cams][:, None, None, None]
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _draw_block(
+    pids: np.ndarray,
+    cams: np.ndarray,
+    ident: dict[str, np.ndarray],
+    cam: dict[str, np.ndarray],
+    height: int,
+    width: int,
+    jitter: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    frame = _frame(pids, cams, ident, cam, height, width, jitter, rng)
+    masks = _body_masks(frame, ident, pids, height, width)
+    img = _paint(masks, ident, pids, cam["background"][cams], jitter, rng)
+    return _camera_effects(img, cams, cam, frame.y, rng)
 
 
 def _generate(
@@ -367,7 +452,84 @@ def synthreid_arrays(
 _SPLIT_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 
 
-def make_synthreid(  # noqa: C901, PLR0915
+def _check_write_args(
+    root: Any, num_ids: int, query_fraction: Any, image_format: Any, overwrite: Any
+) -> tuple[float, str]:
+    """The arguments only make_synthreid has: (query_fraction, image_format)."""
+    if num_ids < 2:
+        raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
+    query_fraction = check_probability(query_fraction, "query_fraction")
+    image_format = check_choice(image_format, "image_format", ("jpg", "png"))
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
+    return query_fraction, image_format
+
+
+def _read_meta(meta_file: Path) -> Any:
+    """The recorded arguments of a dataset on disk, or None (missing or unreadable)."""
+    if not meta_file.is_file():
+        return None
+    try:
+        return json.loads(meta_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _reuse_or_clear(target: Path, meta: dict[str, Any], overwrite: bool) -> bool:
+    """True when ``target`` already holds this dataset; otherwise clear what a write would replace."""
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"root must not hold a file named SynthReID, got {str(target)!r}")
+    if not target.exists():
+        return False
+    meta_file = target / "meta.json"
+    if _read_meta(meta_file) == meta and all((target / f).is_dir() for f in _SPLIT_FOLDERS):
+        return True
+    if any(target.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"root must not already hold another dataset: {str(target)!r} exists and was not written by "
+            "make_synthreid with these arguments; pass overwrite=True to replace it"
+        )
+    for folder in _SPLIT_FOLDERS:
+        if (target / folder).is_dir():
+            shutil.rmtree(target / folder)
+    meta_file.unlink(missing_ok=True)
+    return False
+
+
+def _split_of(pids: np.ndarray, cams: np.ndarray, num_ids: int, query_fraction: float, seed: int) -> np.ndarray:
+    """Split per image: 0 train (the first half of the identities), 1 query, 2 gallery.
+
+    In each test identity, the first image of ``round(query_fraction * m)`` random cameras of
+    its ``m`` (at least 1, at most m - 1) is a query, so every query has a match in another camera.
+    """
+    n = int(pids.shape[0])
+    split = np.where(pids < num_ids // 2, 0, 2)
+    rng = np.random.default_rng([seed, 1])
+    first = np.ones(n, dtype=bool)
+    first[1:] = (pids[1:] != pids[:-1]) | (cams[1:] != cams[:-1])
+    group_pid = pids[first]  # one entry per (pid, camera) group, sorted by pid
+    m = np.bincount(group_pid, minlength=num_ids)
+    n_query = np.clip(np.rint(query_fraction * m), 1, m - 1)
+    order = np.lexsort((rng.random(int(group_pid.shape[0])), group_pid))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0]) - np.searchsorted(group_pid, group_pid[order])
+    chosen = np.flatnonzero(first)[(rank < n_query[group_pid]) & (group_pid >= num_ids // 2)]
+    split[chosen] = 1
+    return split
+
+
+def _file_names(split: np.ndarray, pids: np.ndarray, cams: np.ndarray, image_format: str) -> list[str]:
+    """Market-1501 names ``{folder}/{pid + 1:04d}_c{cam + 1}s1_{frame:06d}_01.{format}``, frame = image index."""
+    n = int(pids.shape[0])
+    names = np.char.add(np.array([f + "/" for f in _SPLIT_FOLDERS])[split], np.char.zfill((pids + 1).astype(str), 4))
+    names = np.char.add(np.char.add(names, "_c"), (cams + 1).astype(str))
+    names = np.char.add(np.char.add(names, "s1_"), np.char.zfill(np.arange(n).astype(str), 6))
+    return np.char.add(names, f"_01.{image_format}").tolist()
+
+
+def make_synthreid(
     root: str | os.PathLike[str],
     *,
     num_ids: int = 100,
@@ -435,14 +597,7 @@ def make_synthreid(  # noqa: C901, PLR0915
     num_ids, num_cams, (lo, hi), height, width, seed, knobs = _check_args(
         num_ids, num_cams, images_per_id_per_cam, height, width, rng, family_size, camera_strength, pose_jitter
     )
-    if num_ids < 2:
-        raise ValueError(f"num_ids must be >= 2 (half train, half test identities), got {num_ids}")
-    query_fraction = check_probability(query_fraction, "query_fraction")
-    image_format = check_choice(image_format, "image_format", ("jpg", "png"))
-    if not isinstance(overwrite, (bool, np.bool_)):
-        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
-    if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
+    query_fraction, image_format = _check_write_args(root, num_ids, query_fraction, image_format, overwrite)
     target = Path(root) / "SynthReID"
     meta = {
         "generator": "labelrefine.data.make_synthreid",
@@ -459,52 +614,15 @@ def make_synthreid(  # noqa: C901, PLR0915
         "query_fraction": float(query_fraction),
         "image_format": image_format,
     }
-    meta_file = target / "meta.json"
     Image = import_optional("PIL.Image")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"root must not hold a file named SynthReID, got {str(target)!r}")
-    if target.exists():
-        old = None
-        if meta_file.is_file():
-            try:
-                old = json.loads(meta_file.read_text())
-            except (OSError, ValueError):
-                old = None
-        if old == meta and all((target / f).is_dir() for f in _SPLIT_FOLDERS):
-            return target
-        if any(target.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"root must not already hold another dataset: {str(target)!r} exists and was not written by "
-                "make_synthreid with these arguments; pass overwrite=True to replace it"
-            )
-        for folder in _SPLIT_FOLDERS:
-            if (target / folder).is_dir():
-                shutil.rmtree(target / folder)
-        meta_file.unlink(missing_ok=True)
+    if _reuse_or_clear(target, meta, overwrite):
+        return target
     images, pids, cams = _generate(num_ids, num_cams, lo, hi, height, width, seed, knobs)
-    n = int(pids.shape[0])
-    split = np.where(pids < num_ids // 2, 0, 2)  # 0 train, 1 query, 2 gallery
-    # query: in each test identity, the first image of round(query_fraction * m) random cameras
-    rng = np.random.default_rng([seed, 1])
-    first = np.ones(n, dtype=bool)
-    first[1:] = (pids[1:] != pids[:-1]) | (cams[1:] != cams[:-1])
-    group_pid = pids[first]  # one entry per (pid, camera) group, sorted by pid
-    m = np.bincount(group_pid, minlength=num_ids)
-    n_query = np.clip(np.rint(query_fraction * m), 1, m - 1)
-    order = np.lexsort((rng.random(int(group_pid.shape[0])), group_pid))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.shape[0]) - np.searchsorted(group_pid, group_pid[order])
-    chosen = np.flatnonzero(first)[(rank < n_query[group_pid]) & (group_pid >= num_ids // 2)]
-    split[chosen] = 1
-
+    split = _split_of(pids, cams, num_ids, query_fraction, seed)
     for folder in _SPLIT_FOLDERS:
         (target / folder).mkdir(parents=True, exist_ok=True)
-    names = np.char.add(np.array([f + "/" for f in _SPLIT_FOLDERS])[split], np.char.zfill((pids + 1).astype(str), 4))
-    names = np.char.add(np.char.add(names, "_c"), (cams + 1).astype(str))
-    names = np.char.add(np.char.add(names, "s1_"), np.char.zfill(np.arange(n).astype(str), 6))
-    names = np.char.add(names, f"_01.{image_format}")
     options: dict[str, Any] = {"quality": 95} if image_format == "jpg" else {"compress_level": 1}
-    for img, name in zip(images, names.tolist(), strict=True):  # file writing: one call per image
+    for img, name in zip(images, _file_names(split, pids, cams, image_format), strict=True):  # one call per image
         Image.fromarray(img).save(target / name, **options)
-    meta_file.write_text(json.dumps(meta, indent=1))
+    (target / "meta.json").write_text(json.dumps(meta, indent=1))  # last: a complete dataset has it
     return target

@@ -54,7 +54,92 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-def extract_features(  # noqa: C901, PLR0912, PLR0915
+def _unwrap_loader(
+    dataset: Dataset | DataLoader, batch_size: int | None, num_workers: int | None
+) -> tuple[Any, int | None, int | None, dict[str, Any]]:
+    """The dataset under a DataLoader and the loader settings to reuse (the explicit arguments win)."""
+    if not isinstance(dataset, DataLoader):
+        return dataset, batch_size, num_workers, {}
+    if not isinstance(dataset.sampler, SequentialSampler) or dataset.batch_sampler is None:
+        raise ValueError(
+            "dataset must be a DataLoader with a sequential sampler (shuffle=False, automatic batching) so "
+            f"rows follow the dataset order, got sampler {type(dataset.sampler).__name__}"
+        )
+    loader_options = {
+        "collate_fn": dataset.collate_fn,
+        "pin_memory": dataset.pin_memory,
+    }
+    batch_size = dataset.batch_size if batch_size is None else batch_size
+    num_workers = dataset.num_workers if num_workers is None else num_workers
+    return dataset.dataset, batch_size, num_workers, loader_options
+
+
+def _check_map_style(dataset: Any) -> None:
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise TypeError(
+            f"dataset must be a map-style torch Dataset (with __getitem__ and __len__) or a DataLoader over one, "
+            f"got {type(dataset).__name__}"
+        )
+
+
+def _embed_batch(model: nn.Module, images: torch.Tensor, flip: bool, normalize: bool) -> torch.Tensor:
+    """float32 embeddings of one batch on the CPU (flip sum, then optional L2 normalisation)."""
+    out = model(images)
+    if flip:
+        out = out + model(images.flip(-1))
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model must return (batch, features) embeddings, got {shape}")
+    out = out.float()
+    return (F.normalize(out, dim=1) if normalize else out).cpu()
+
+
+def _embed_loader(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    flip: bool,
+    normalize: bool,
+    progress: bool,
+) -> list[torch.Tensor]:
+    """Embeddings of every batch of ``loader`` in eval mode; the model's train/eval mode is restored."""
+    bar = None
+    if progress and is_main_process():
+        tqdm = import_optional("tqdm").tqdm
+        bar = tqdm(total=len(loader), desc="extract features", unit="batch", leave=False)
+    was_training = model.training
+    model.eval()
+    chunks: list[torch.Tensor] = []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                images = _images(batch).to(device=device, dtype=dtype, non_blocking=True)
+                chunks.append(_embed_batch(model, images, flip, normalize))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.close()
+    return chunks
+
+
+def _empty_rows(
+    model: nn.Module, dataset: Any, loader_options: dict[str, Any], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """A (0, D) array for an empty shard (more ranks than samples): D learnt from one sample."""
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()
+        probe = next(iter(DataLoader(Subset(dataset, [0]), batch_size=1, **loader_options)))
+        dim = model(_images(probe).to(device=device, dtype=dtype)).shape[1]
+        model.train(was_training)
+    return torch.empty((0, dim), dtype=torch.float32)
+
+
+def extract_features(
     model: nn.Module,
     dataset: Dataset | DataLoader,
     *,
@@ -125,30 +210,13 @@ def extract_features(  # noqa: C901, PLR0912, PLR0915
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    loader_options: dict[str, Any] = {}
-    if isinstance(dataset, DataLoader):
-        if not isinstance(dataset.sampler, SequentialSampler) or dataset.batch_sampler is None:
-            raise ValueError(
-                "dataset must be a DataLoader with a sequential sampler (shuffle=False, automatic batching) so "
-                f"rows follow the dataset order, got sampler {type(dataset.sampler).__name__}"
-            )
-        loader_options = {
-            "collate_fn": dataset.collate_fn,
-            "pin_memory": dataset.pin_memory,
-        }
-        batch_size = dataset.batch_size if batch_size is None else batch_size
-        num_workers = dataset.num_workers if num_workers is None else num_workers
-        dataset = dataset.dataset
-    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-        raise TypeError(
-            f"dataset must be a map-style torch Dataset (with __getitem__ and __len__) or a DataLoader over one, "
-            f"got {type(dataset).__name__}"
-        )
+    data, batch_size, num_workers, loader_options = _unwrap_loader(dataset, batch_size, num_workers)
+    _check_map_style(data)
     batch_size = _DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     num_workers = 0 if num_workers is None else num_workers
     batch_size = check_int(batch_size, "batch_size", low=1)
     num_workers = check_int(num_workers, "num_workers", low=0)
-    n = len(dataset)
+    n = len(data)
     if n == 0:
         raise ValueError("dataset must not be empty, got 0 samples")
 
@@ -159,45 +227,12 @@ def extract_features(  # noqa: C901, PLR0912, PLR0915
 
     rank, world = get_rank(), get_world_size()
     lo, hi = rank * n // world, (rank + 1) * n // world
-    shard = dataset if world == 1 else Subset(dataset, range(lo, hi))
+    shard = data if world == 1 else Subset(data, range(lo, hi))
     loader = DataLoader(
         shard, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), **loader_options
     )
-
-    bar = None
-    if progress and is_main_process():
-        tqdm = import_optional("tqdm").tqdm
-        bar = tqdm(total=len(loader), desc="extract features", unit="batch", leave=False)
-    was_training = model.training
-    model.eval()
-    chunks: list[torch.Tensor] = []
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                images = _images(batch).to(device=device, dtype=model_dtype, non_blocking=True)
-                out = model(images)
-                if flip:
-                    out = out + model(images.flip(-1))
-                if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images.shape[0]:
-                    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                    raise ValueError(f"model must return (batch, features) embeddings, got {shape}")
-                out = out.float()
-                chunks.append((F.normalize(out, dim=1) if normalize else out).cpu())
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        model.train(was_training)
-        if bar is not None:
-            bar.close()
-    if chunks:
-        local = torch.cat(chunks)
-    else:  # an empty shard (more ranks than samples): learn D from one sample
-        with torch.no_grad():
-            model.eval()
-            probe = next(iter(DataLoader(Subset(dataset, [0]), batch_size=1, **loader_options)))
-            dim = model(_images(probe).to(device=device, dtype=model_dtype)).shape[1]
-            model.train(was_training)
-        local = torch.empty((0, dim), dtype=torch.float32)
+    chunks = _embed_loader(model, loader, device, model_dtype, flip=flip, normalize=normalize, progress=progress)
+    local = torch.cat(chunks) if chunks else _empty_rows(model, data, loader_options, device, model_dtype)
     if world > 1:  # NCCL gathers on the model's device, other backends on the CPU
         gathered = gather_tensor(local.to(device), dst=0)
         return None if gathered is None else gathered.cpu().numpy()
