@@ -12,8 +12,8 @@ draws the same pictures (up to the platform's floating point):
   ``labelrefine demo --plot`` (the paper's Fig. 4 on synthetic data);
 - ``schedules.png``: the decay schedules of the discard probability p (paper Table IV);
 - ``refine-quality.png``: impurities removed against discard precision of every pivot rule in
-  every cell, drawn by ``benchmarks/refine_quality.py`` (3 seeds, the study of the docs; about 7 minutes; ``--skip-study``
-  leaves it as it is).
+  every cell, drawn by ``benchmarks/refine_quality.py`` (3 seeds, the study the docs quote; about
+  7 minutes; ``--skip-study`` leaves it as it is).
 """
 
 from __future__ import annotations
