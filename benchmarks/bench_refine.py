@@ -11,6 +11,7 @@ from bench_metrics import HEADERS as REPORT_HEADERS
 from bench_metrics import cluster_report_rows
 
 from labelrefine import refine
+from labelrefine.agreement import DEFAULT_MAX_DEVIATION
 from labelrefine.pivots import DEFAULT_RULE
 
 
@@ -30,7 +31,7 @@ def make_inputs(n: int, k: int = 15, dim: int = 32, seed: int = 0):
     return global_labels, local_labels, cams, feats, (indices, distances.astype(np.float32))
 
 
-def loop_refine(global_labels, local_labels, cams, feats, graph, k=15, max_deviation=3.0):  # noqa: C901  (a slow reference transcribed from the rule's definition, kept in one piece so it reads against it)
+def loop_refine(global_labels, local_labels, cams, feats, graph, k=15, max_deviation=DEFAULT_MAX_DEVIATION):  # noqa: C901  (a slow reference transcribed from the rule's definition, kept in one piece so it reads against it)
     """Straightforward reference of the default rule ("cross-camera"): Python loops and dictionaries."""
     indices, distances = graph
     n = len(global_labels)

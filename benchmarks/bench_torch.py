@@ -117,7 +117,7 @@ def _epoch_rows(n: int, impls: dict, local: np.ndarray, cams: np.ndarray, reps: 
         def epoch():
             graph = knn(feats, 15, backend=backend)
             labels = infomap_cluster(graph, min_sim=0.5)
-            return refine(labels, local, cams, knn=graph, k=15, rng=0).labels
+            return refine(labels, local, cams, feats, knn=graph, k=15, rng=0).labels
 
         t0 = time.perf_counter()
         seconds, peak, labels = measure(epoch, reps)
