@@ -13,7 +13,7 @@ import numpy as np
 
 from .._optional import import_optional
 from .._validation import check_labels, check_same_length, to_numpy
-from .datasets import Split, check_camera_indices
+from ._records import Split, check_camera_indices
 
 if TYPE_CHECKING:
     import torch

@@ -316,7 +316,35 @@ def _set_last_stride(layer4: nn.Sequential, stride: int) -> None:
         block.downsample[0].stride = (stride, stride)
 
 
-def build_backbone(  # noqa: C901
+def _check_user_module_options(**given: tuple[Any, Any]) -> None:
+    """A user module takes none of the ResNet options: each (value, default) must keep its default."""
+    for option, (value, default) in given.items():
+        if value is not default and value != default:
+            hint = " (use ReIDNet(module, num_features=D) for a BN-neck)" if option == "bnneck" else ""
+            raise ValueError(
+                f"{option} applies to torchvision ResNets only and must keep its default ({default!r}) for "
+                f"a user module, got {value!r}{hint}"
+            )
+
+
+def _check_resnet_options(name: Any, last_stride: Any, pooling: Any, pretrained: Any) -> None:
+    """The ResNet name, stride, pooling and checkpoint path, with the messages of :func:`build_backbone`."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be one of {', '.join(BACKBONES)} or a torch.nn.Module, got {type(name).__name__}")
+    if name not in BACKBONES:
+        raise ValueError(f"name must be one of {', '.join(map(repr, BACKBONES))} or a torch.nn.Module; got {name!r}")
+    if isinstance(last_stride, bool) or last_stride not in (1, 2):
+        raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
+    if pooling not in _POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(map(repr, _POOLINGS))}; got {pooling!r}")
+    if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
+        raise TypeError(
+            "pretrained must be None or the path of a local state-dict file (labelrefine never downloads "
+            f"weights), got {pretrained!r}"
+        )
+
+
+def build_backbone(
     name: str | nn.Module,
     *,
     pretrained: str | os.PathLike[str] | None = None,
@@ -377,36 +405,17 @@ def build_backbone(  # noqa: C901
     torch.Size([2, 512])
     """
     if isinstance(name, nn.Module):
-        given = {
-            "pretrained": (pretrained, None),
-            "last_stride": (last_stride, 1),
-            "pooling": (pooling, "avg"),
-            "ibn": (ibn, False),
-            "bnneck": (bnneck, None),
-        }
-        for option, (value, default) in given.items():
-            if value is not default and value != default:
-                hint = " (use ReIDNet(module, num_features=D) for a BN-neck)" if option == "bnneck" else ""
-                raise ValueError(
-                    f"{option} applies to torchvision ResNets only and must keep its default ({default!r}) for "
-                    f"a user module, got {value!r}{hint}"
-                )
+        _check_user_module_options(
+            pretrained=(pretrained, None),
+            last_stride=(last_stride, 1),
+            pooling=(pooling, "avg"),
+            ibn=(ibn, False),
+            bnneck=(bnneck, None),
+        )
         return ReIDNet(name, None, pool=None, bnneck=False, train_output=train_output)
-    if not isinstance(name, str):
-        raise TypeError(f"name must be one of {', '.join(BACKBONES)} or a torch.nn.Module, got {type(name).__name__}")
-    if name not in BACKBONES:
-        raise ValueError(f"name must be one of {', '.join(map(repr, BACKBONES))} or a torch.nn.Module; got {name!r}")
-    if isinstance(last_stride, bool) or last_stride not in (1, 2):
-        raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
-    if pooling not in _POOLINGS:
-        raise ValueError(f"pooling must be one of {', '.join(map(repr, _POOLINGS))}; got {pooling!r}")
+    _check_resnet_options(name, last_stride, pooling, pretrained)
     ibn = check_bool(ibn, "ibn")
     bnneck = None if bnneck is None else check_bool(bnneck, "bnneck")
-    if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
-        raise TypeError(
-            "pretrained must be None or the path of a local state-dict file (labelrefine never downloads "
-            f"weights), got {pretrained!r}"
-        )
     models = import_optional("torchvision.models")
     resnet = getattr(models, name)(weights=None)
     _set_last_stride(resnet.layer4, int(last_stride))
