@@ -17,7 +17,7 @@ from ._progress import console_progress
 from .io import load_array, save_array
 from .pivots import DEFAULT_RULE, PIVOT_RULES
 
-__all__ = ["add_command", "add_version", "format_table", "main"]
+__all__ = ["add_command", "add_version", "build_parser", "format_table", "main"]
 
 _REPORT_COLUMNS = (
     ("clusters", "n_clusters", "{:d}"),
@@ -166,7 +166,8 @@ def add_command(commands: Any, name: str, summary: str, example: str, *, more: s
     )
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``labelrefine`` argument parser (every subcommand with its help and example)."""
     parser = argparse.ArgumentParser(
         prog="labelrefine",
         description="Camera-aware pseudo-label refinement (CALR).",
@@ -258,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 on success; 2 for a usage or input error (one line on stderr naming the argument); 141
     when the reader of the output went away (``labelrefine report ... | head``).
     """
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handler below

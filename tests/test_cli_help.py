@@ -10,14 +10,14 @@ import sys
 import pytest
 
 import labelrefine
-from labelrefine.cli import _parser as labelrefine_parser
+from labelrefine.cli import build_parser as labelrefine_parser
 
 
 def _recipe_parser():
     pytest.importorskip("yaml")
-    from labelrefine.recipes.calr.cli import _parser
+    from labelrefine.recipes.calr.cli import build_parser
 
-    return _parser
+    return build_parser
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

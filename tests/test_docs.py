@@ -185,18 +185,18 @@ def _parse(parser_factory, argv: list[str], where: str) -> None:
 
 
 def _recipe_parser():
-    from labelrefine.recipes.calr.cli import _parser
+    from labelrefine.recipes.calr.cli import build_parser
 
-    return _parser
+    return build_parser
 
 
 def test_labelrefine_commands_parse() -> None:
-    from labelrefine.cli import _parser
+    from labelrefine.cli import build_parser
 
     checked = 0
     for where, argv in SHELL_COMMANDS:
         if argv[0] == "labelrefine":
-            _parse(_parser, argv[1:], where)
+            _parse(build_parser, argv[1:], where)
             checked += 1
     assert checked, "no labelrefine command found in the docs"
 

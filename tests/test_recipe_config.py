@@ -459,13 +459,13 @@ def test_cli_reports_bad_values(tmp_path, capsys):
 def test_runtime_hooks_take_a_list_or_comma_separated_text_and_survive_the_yaml_round_trip():
     import yaml
 
-    from labelrefine.recipes.calr.cli import _overrides, _parser
+    from labelrefine.recipes.calr.cli import _overrides, build_parser
     from labelrefine.recipes.calr.config import config_to_dict
 
     cfg = resolve_config("inter", preset="synthetic", sets={"runtime.hooks": "a.b:C, d:E"})
     assert cfg.runtime.hooks == ("a.b:C", "d:E")
     assert config_from_dict(InterConfig, yaml.safe_load(yaml.safe_dump(config_to_dict(cfg)))) == cfg
-    args = _parser().parse_args(["inter", "--preset", "synthetic", "--hook", "x:Y", "--hook", "z:W"])
+    args = build_parser().parse_args(["inter", "--preset", "synthetic", "--hook", "x:Y", "--hook", "z:W"])
     assert _overrides(args)["runtime.hooks"] == ("x:Y", "z:W")
     with pytest.raises(ValueError, match="runtime.hooks entries must be import paths 'package.module:Name', got 'x'"):
         resolve_config("inter", preset="synthetic", sets={"runtime.hooks": "x"})

@@ -147,12 +147,12 @@ def schedule():
 
 
 def test_a_registered_schedule_is_a_config_choice_a_cli_choice_and_built(schedule):
-    from labelrefine.recipes.calr.cli import _parser
+    from labelrefine.recipes.calr.cli import build_parser
 
     cfg = resolve_config("inter", preset="synthetic", sets={"refinement.schedule": schedule})
     r = cfg.refinement
     assert get_schedule(r.schedule, **r.schedule_options())(4, 6) == 0.0
-    assert _parser().parse_args(["inter", "--schedule", schedule]).schedule == schedule
+    assert build_parser().parse_args(["inter", "--schedule", schedule]).schedule == schedule
     with pytest.raises(ValueError, match="already a registered schedule"):
         register_schedule(schedule, SCHEDULES[schedule])
 

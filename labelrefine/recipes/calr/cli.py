@@ -46,7 +46,8 @@ def _add_common(p: argparse.ArgumentParser, *, training: bool) -> None:
         p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (exact --resume)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``labelrefine-calr`` argument parser (every subcommand with its help and example)."""
     parser = argparse.ArgumentParser(
         prog="labelrefine-calr",
         description="Reference CALR trainer (camera-aware label refinement, arXiv 2403.16450).",
@@ -209,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     from .runtime import INPUT_ERRORS, is_user_input, user_input
 
     try:
