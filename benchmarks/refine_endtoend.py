@@ -13,7 +13,8 @@ Reported per rule, mean ± std over seeds: final retrieval mAP and rank-1, the l
 precision and recall and share of impurities removed; and the pairwise precision of the training
 labels after refinement at every epoch (mean over seeds), the quantity refinement exists to raise.
 
-Usage: python benchmarks/refine_endtoend.py [--seeds 3] [--rules cross-camera linked ...] [--keep DIR]
+Usage: python benchmarks/refine_endtoend.py [--seeds 3] [--rules cross-camera linked ...] [--max-deviation 3.0 ...]
+[--keep DIR]
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (1..N; default 3)")
     p.add_argument("--rules", nargs="+", default=list(RULES), help="rules to compare (default: %(default)s)")
+    p.add_argument(
+        "--max-deviation",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="D",
+        help="also run the cross-camera rule at these thresholds (stage 2's refinement.max_deviation)",
+    )
     p.add_argument("--keep", type=Path, default=None, help="keep data and runs in this folder (default: a temp folder)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra setting for both stages")
     args = p.parse_args()
@@ -45,6 +54,12 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="calr-refine-endtoend-"))
     tic = time.perf_counter()
     variants = {rule: {"refinement.rule": rule} for rule in args.rules}
+    variants.update(
+        {
+            f"cross-camera, max_deviation={d}": {"refinement.rule": "cross-camera", "refinement.max_deviation": str(d)}
+            for d in args.max_deviation
+        }
+    )
     try:
         results, stage1, histories = synthreid_runs(list(range(1, args.seeds + 1)), variants, root, sets)
     finally:
@@ -61,7 +76,7 @@ def main() -> None:
     )
     headers = ["rule", "mAP (%)", "rank-1 (%)", "label precision (%)", "label recall (%)", "impurities removed (%)"]
     rows = []
-    for rule in args.rules:
+    for rule in variants:
         r = results[rule]
         removed = [h[-1]["impurity"]["impurities_removed"] for h in histories[rule]]
         rows.append(
@@ -76,14 +91,14 @@ def main() -> None:
         )
     print(table(headers, rows))
     print("\nPairwise precision (%) of the training labels after refinement, per epoch (mean over seeds):\n")
-    epochs = len(histories[args.rules[0]][0])
+    epochs = len(histories[next(iter(variants))][0])
     per_epoch = [
         [f"`{rule}`"]
         + [
             f"{100 * statistics.fmean(h[e]['quality']['refined']['pairwise_precision'] for h in histories[rule]):.1f}"
             for e in range(epochs)
         ]
-        for rule in args.rules
+        for rule in variants
     ]
     print(table(["rule", *(str(e) for e in range(epochs))], per_epoch))
     print(f"\ntotal {time.perf_counter() - tic:.0f} s")
