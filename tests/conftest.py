@@ -7,11 +7,18 @@ import logging
 
 import pytest
 
+MARKERS = (
+    "requires(*modules): skip the test when an optional module (infomap, faiss, torch) is not installed",
+    "cuda: needs a CUDA device, skipped without one (benchmarks/gpu_check.sh runs them: pytest -m cuda)",
+    "slow: takes more than about a second (trainings, process spawns, the docs build); the quick run is "
+    "pytest -m 'not slow'",
+)
+
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "requires(*modules): skip the test when an optional module (infomap, faiss, torch) is not installed"
-    )
+    # here rather than in pyproject.toml: .ci/run's core job runs a copy of tests/ outside the checkout
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
 
 
 def pytest_runtest_setup(item):
