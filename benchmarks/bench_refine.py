@@ -85,7 +85,7 @@ def loop_refine(global_labels, local_labels, cams, feats, graph, k=15, max_devia
         found = set()
         for i in deviation:
             key = (group[i], local_labels[i]) if local_labels[i] >= 0 else i
-            if sum(fragments[key]) / len(fragments[key]) < -max_deviation * sigma:
+            if sum(fragments[key]) / len(fragments[key]) < -max_deviation * sigma and deviation[i] < -2.0 * sigma:
                 found.add(i)
         return found, set(agreement)
 

@@ -183,8 +183,9 @@ def refine(
           that two or more cameras see, a fragment is rejected when its agreement with the
           cluster's members *from the other cameras* (:func:`labelrefine.agreement.camera_agreement`,
           camera bias removed) is more than ``max_deviation`` robust standard deviations below the
-          cluster's own level (:func:`labelrefine.agreement.agreement_outliers`); a local -1 image
-          is a fragment of its own. In a cluster that one camera sees there is no other camera to
+          cluster's own level (:func:`labelrefine.agreement.agreement_outliers`), except its
+          images that agree on their own (members an impure local cluster mixed with intruders);
+          a local -1 image is a fragment of its own. In a cluster that one camera sees there is no other camera to
           ask, and ``"all"`` applies. Needs ``feats``.
         - ``"algorithm1"``: the closest reading of the paper's text (Algorithm 1 applies Eq. 5
           once per pivot, ``for i in pivots``): a member is kept only when it lies in the local

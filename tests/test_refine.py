@@ -112,7 +112,7 @@ def loop_cross_camera(g, local, cams, feats, scores, max_deviation):
         found = set()
         for members in fragments.values():
             if members[0] in deviation and np.mean([deviation[i] for i in members]) < -max_deviation * sigma:
-                found |= set(members)
+                found |= {i for i in members if deviation[i] < -2.0 * sigma}  # members that agree alone stay
         return found, set(agreement)
 
     first, _ = outliers(set())  # the first pass's outliers leave the other-camera sums of the second
